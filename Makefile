@@ -1,0 +1,44 @@
+# Two entry points do all setup on a fresh Debian machine: `make demo` and `make test`.
+# Both bootstrap .venv; `make test` also needs promtool, amtool and pdftoppm (see system-deps).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install when pyproject.toml changes; one stamp per extra.
+$(VENV)/.sandbox-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[sandbox]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.sandbox-installed
+	$(BIN)/drwatch demo
+
+system-deps:
+	scripts/system-deps
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy
+
+unit: $(VENV)/.test-installed system-deps
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/rds_poll.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,220 @@
+"""AWS access: one session per account, one client per (account, region, service), API counters.
+
+Clients are created once and reused across polls (botocore clients are thread-safe, sessions
+are not, hence the lock around creation). Every HTTP attempt is counted through botocore's
+`response-received` event, so retries and throttling show up in the API cost metrics.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.session
+from botocore.client import BaseClient
+from botocore.config import Config as BotocoreConfig
+from botocore.credentials import DeferredRefreshableCredentials
+
+from exporter import __version__
+from exporter.config import AccountConfig, AwsConfig
+
+READ_ONLY_PREFIXES = ("List", "Describe", "Get")
+ASSUMED_ROLE_SECONDS = 3600
+
+EventHandler = Callable[..., Any]
+SessionFactory = Callable[[], botocore.session.Session]
+
+
+class ReadOnlyViolation(RuntimeError):
+    """Raised before sending any AWS request that is not a List/Describe/Get call."""
+
+
+def is_read_only(operation: str) -> bool:
+    return operation.startswith(READ_ONLY_PREFIXES)
+
+
+def refuse_writes(model: Any, **_: Any) -> None:
+    """`before-call` guard: drwatch must never change an estate it watches."""
+    if not is_read_only(model.name):
+        raise ReadOnlyViolation(f"drwatch refuses to call {model.name}: not a read-only API")
+
+
+def error_code_of(parsed_response: Mapping[str, Any] | None, exception: Exception | None) -> str:
+    if exception is not None:
+        return type(exception).__name__
+    if parsed_response is None:
+        return ""
+    error = parsed_response.get("Error")
+    if isinstance(error, Mapping) and error.get("Code"):
+        return str(error["Code"])
+    return ""
+
+
+class ApiStats:
+    """Thread-safe counters of AWS API attempts and errors, and the calls of the current unit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[tuple[str, str]] = Counter()
+        self._errors: Counter[tuple[str, str, str]] = Counter()
+        self._local = threading.local()
+
+    def on_response_received(
+        self,
+        event_name: str,
+        parsed_response: Mapping[str, Any] | None = None,
+        exception: Exception | None = None,
+        **_: Any,
+    ) -> None:
+        # event_name is "response-received.<service-id>.<Operation>"
+        _, service, operation = event_name.split(".", 2)
+        code = error_code_of(parsed_response, exception)
+        with self._lock:
+            self._requests[(service, operation)] += 1
+            if code:
+                self._errors[(service, operation, code)] += 1
+        unit_calls: Counter[str] | None = getattr(self._local, "calls", None)
+        if unit_calls is not None:
+            unit_calls[f"{service}:{operation}"] += 1
+
+    @contextmanager
+    def attribute_to_unit(self) -> Iterator[Counter[str]]:
+        """Counts the calls made by this thread inside the block (one unit run)."""
+        calls: Counter[str] = Counter()
+        self._local.calls = calls
+        try:
+            yield calls
+        finally:
+            self._local.calls = None
+
+    def requests(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._requests)
+
+    def errors(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self._errors)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    account_id: str
+    region: str
+    service: str
+
+
+def botocore_config(settings: AwsConfig) -> BotocoreConfig:
+    return BotocoreConfig(
+        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        connect_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
+        max_pool_connections=settings.max_pool_connections,
+        user_agent_extra=f"drwatch/{__version__}",
+    )
+
+
+class AwsAccess:
+    """Hands out cached, instrumented, read-only clients for every configured account."""
+
+    def __init__(
+        self,
+        accounts: Sequence[AccountConfig],
+        settings: AwsConfig,
+        stats: ApiStats,
+        *,
+        sts_region: str,
+        session_factory: SessionFactory = botocore.session.Session,
+        extra_handlers: Sequence[tuple[str, EventHandler]] = (),
+    ) -> None:
+        self._accounts = {account.id: account for account in accounts}
+        self._settings = settings
+        self._config = botocore_config(settings)
+        self._stats = stats
+        self._sts_region = sts_region
+        self._session_factory = session_factory
+        self._extra_handlers = tuple(extra_handlers)
+        self._lock = threading.Lock()
+        self._sessions: dict[str, botocore.session.Session] = {}
+        self._clients: dict[ClientKey, BaseClient] = {}
+
+    @property
+    def stats(self) -> ApiStats:
+        return self._stats
+
+    def client(self, account_id: str, region: str, service: str) -> BaseClient:
+        key = ClientKey(account_id, region, service)
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached is None:
+                cached = self._new_client(key)
+                self._clients[key] = cached
+            return cached
+
+    def _new_client(self, key: ClientKey) -> BaseClient:
+        session = self._session_for(key.account_id)
+        client = session.create_client(
+            key.service,
+            region_name=key.region,
+            endpoint_url=self._settings.endpoint_url,
+            config=self._config,
+        )
+        self._instrument(client)
+        client.meta.events.register("before-call.*.*", refuse_writes)
+        return client
+
+    def _instrument(self, client: BaseClient) -> None:
+        client.meta.events.register("response-received.*.*", self._stats.on_response_received)
+        for event, handler in self._extra_handlers:
+            client.meta.events.register(event, handler)
+
+    def _session_for(self, account_id: str) -> botocore.session.Session:
+        session = self._sessions.get(account_id)
+        if session is None:
+            session = self._new_session(self._accounts[account_id])
+            self._sessions[account_id] = session
+        return session
+
+    def _new_session(self, account: AccountConfig) -> botocore.session.Session:
+        base = self._session_factory()
+        if account.role_arn is None:
+            return base  # default credential chain of the process
+        session = self._session_factory()
+        # botocore has no public setter for refreshable credentials; assigning them to the
+        # session is the documented-by-usage way to get automatic refresh before expiry.
+        session._credentials = self._assume_role_credentials(base, account)
+        return session
+
+    def _assume_role_credentials(
+        self, base: botocore.session.Session, account: AccountConfig
+    ) -> DeferredRefreshableCredentials:
+        sts = base.create_client(
+            "sts",
+            region_name=self._sts_region,
+            endpoint_url=self._settings.endpoint_url,
+            config=self._config,
+        )
+        self._instrument(sts)
+        role_arn = account.role_arn
+        assert role_arn is not None
+
+        def refresh() -> dict[str, str]:
+            params: dict[str, Any] = {
+                "RoleArn": role_arn,
+                "RoleSessionName": account.session_name,
+                "DurationSeconds": ASSUMED_ROLE_SECONDS,
+            }
+            if account.external_id:
+                params["ExternalId"] = account.external_id
+            credentials = sts.assume_role(**params)["Credentials"]
+            return {
+                "access_key": credentials["AccessKeyId"],
+                "secret_key": credentials["SecretAccessKey"],
+                "token": credentials["SessionToken"],
+                "expiry_time": credentials["Expiration"].isoformat(),
+            }
+
+        return DeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")

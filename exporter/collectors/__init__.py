@@ -1,0 +1,15 @@
+"""The collectors drwatch ships, as an explicit tuple (no import-time registration)."""
+
+from __future__ import annotations
+
+from exporter.collectors.base import Collector
+from exporter.collectors.rds import RdsCollector
+
+COLLECTORS: tuple[type[Collector], ...] = (RdsCollector,)
+
+
+def collector_classes(names: tuple[str, ...] | None = None) -> tuple[type[Collector], ...]:
+    """The implemented collectors, optionally only those named (in COLLECTORS order)."""
+    if names is None:
+        return COLLECTORS
+    return tuple(c for c in COLLECTORS if c.name in names)

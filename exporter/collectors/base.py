@@ -1,0 +1,74 @@
+"""What every collector gets and must provide.
+
+A collector knows one AWS service and nothing else. It splits `fetch` (AWS calls through
+paginators, into raw records) from `observe` (pure mapping of records into Observations), so
+the mapping is testable without AWS and the AWS side is testable against the sandbox.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from exporter.config import TierConfig
+from exporter.model import Observations
+
+# The largest page every List/Describe API in use accepts; fewer pages = fewer calls.
+MAX_PAGE_SIZE = 100
+
+
+class UnitDeadlineExceeded(RuntimeError):
+    """A unit ran past its configured timeout; checked between pages."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveContext:
+    """What the pure mapping needs besides the records."""
+
+    account_id: str
+    region: str
+    now: datetime
+    tiers: TierConfig
+
+
+@dataclass(frozen=True, slots=True)
+class CollectContext:
+    """Everything one unit run needs: where it runs, its clients, the clock and its deadline."""
+
+    observe: ObserveContext
+    client_for: Callable[[str], Any]
+    deadline: float  # time.monotonic() value after which paging stops
+    monotonic: Callable[[], float] = time.monotonic
+
+    def client(self, service: str) -> Any:
+        return self.client_for(service)
+
+    def paginate(self, client: Any, operation: str, result_key: str, **params: Any) -> Iterator[Any]:
+        """Every item of a paginated list call, at the maximum page size, within the deadline."""
+        paginator = client.get_paginator(operation)
+        config = {"PageSize": MAX_PAGE_SIZE}
+        for page in paginator.paginate(PaginationConfig=config, **params):
+            yield from page.get(result_key, ())
+            if self.monotonic() > self.deadline:
+                raise UnitDeadlineExceeded(f"{operation} still paging at the unit deadline")
+
+
+class Collector(Protocol):
+    """One AWS service. `iam_actions` lists exactly the API actions `collect` may call."""
+
+    name: ClassVar[str]
+    iam_actions: ClassVar[tuple[str, ...]]
+
+    def collect(self, ctx: CollectContext) -> Observations: ...
+
+
+def tags_of(tag_list: Any) -> dict[str, str]:
+    """AWS [{'Key': k, 'Value': v}] tag lists as a dict (missing values become '')."""
+    return {str(t["Key"]): str(t.get("Value", "")) for t in tag_list or ()}
+
+
+def sorted_tags(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(tags.items()))

@@ -1,0 +1,142 @@
+"""HTTP endpoints: /metrics, /-/healthy, /-/ready and a landing page at /."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import jinja2
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from exporter import __version__
+from exporter.poller import UnitStatus
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    """One landing-page row; plain strings so the template stays logic-free."""
+
+    collector: str
+    account_id: str
+    region: str
+    health: str
+    last_success: str
+    duration: str
+    resources: int
+    error: str
+
+
+def unit_row(status: UnitStatus) -> UnitRow:
+    key = status.schedule.key
+    run = status.last_run
+    if run is None:
+        health, duration, error = "pending", "", ""
+    else:
+        health = "ok" if run.success else "failing"
+        duration = f"{run.duration_seconds:.2f} s"
+        error = run.error_code
+    return UnitRow(
+        collector=key.collector,
+        account_id=key.account_id,
+        region=key.region,
+        health=health,
+        last_success=status.last_success.strftime("%Y-%m-%d %H:%M:%S")
+        if status.last_success
+        else "",
+        duration=duration,
+        resources=len(status.observations.resources) if status.observations else 0,
+        error=error,
+    )
+
+
+def landing_template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("exporter", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("landing.html.j2")
+
+
+class ExporterApp:
+    """The WSGI application; `ready` and `snapshot` come from the poller."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        snapshot: Callable[[], Sequence[UnitStatus]],
+    ) -> None:
+        self._metrics = make_wsgi_app(registry)
+        self._ready = ready
+        self._snapshot = snapshot
+        self._landing = landing_template()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return self._metrics(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/-/healthy":
+            return text(start_response, "200 OK", "drwatch is healthy.\n")
+        if path == "/-/ready":
+            if self._ready():
+                return text(start_response, "200 OK", "drwatch is ready.\n")
+            return text(start_response, "503 Service Unavailable", "first poll not complete.\n")
+        if path == "/":
+            page = self._landing.render(
+                version=__version__,
+                ready=self._ready(),
+                units=[unit_row(s) for s in self._snapshot()],
+            )
+            return respond(start_response, "200 OK", "text/html; charset=utf-8", page)
+        return text(start_response, "404 Not Found", "not found; try /metrics\n")
+
+
+def respond(start_response: StartResponse, status: str, content_type: str, body: str) -> list[bytes]:
+    data = body.encode("utf-8")
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    return respond(start_response, status, "text/plain; charset=utf-8", body)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every 15 s are not news; access logs stay off."""
+
+
+class HttpServer:
+    """Serves an ExporterApp on a background thread."""
+
+    def __init__(self, app: ExporterApp, host: str, port: int) -> None:
+        self._server = make_server(
+            host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="drwatch-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

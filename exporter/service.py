@@ -1,0 +1,79 @@
+"""Wires config, AWS access, collectors, poller, metrics and HTTP into one running exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import botocore.session
+from prometheus_client import CollectorRegistry
+
+from exporter.aws import ApiStats, AwsAccess, EventHandler, SessionFactory
+from exporter.collectors import collector_classes
+from exporter.config import Config
+from exporter.metrics import DrwatchMetrics
+from exporter.poller import Clock, Poller, ResultSink, SystemClock
+from exporter.runner import UnitRunner, unit_schedules
+from exporter.server import ExporterApp, HttpServer
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    config: Config
+    aws: AwsAccess
+    poller: Poller
+    registry: CollectorRegistry
+    app: ExporterApp
+    executor: Executor
+
+    def serve(self, host: str | None = None, port: int | None = None) -> HttpServer:
+        """Starts polling and the HTTP server; returns the server (its port may be 0-picked)."""
+        server = HttpServer(
+            self.app,
+            self.config.listen_host if host is None else host,
+            self.config.listen_port if port is None else port,
+        )
+        self.poller.start()
+        server.start()
+        return server
+
+    def close(self) -> None:
+        self.poller.stop()
+        self.executor.shutdown(wait=True)
+
+
+def build_exporter(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    executor: Executor | None = None,
+    session_factory: SessionFactory = botocore.session.Session,
+    extra_handlers: Sequence[tuple[str, EventHandler]] = (),
+    on_result: ResultSink | None = None,
+) -> Exporter:
+    clock = clock or SystemClock()
+    executor = executor or ThreadPoolExecutor(
+        max_workers=config.poller.max_workers, thread_name_prefix="drwatch-unit"
+    )
+    stats = ApiStats()
+    aws = AwsAccess(
+        config.accounts,
+        config.aws,
+        stats,
+        sts_region=config.regions[0],
+        session_factory=session_factory,
+        extra_handlers=extra_handlers,
+    )
+    collectors = collector_classes(config.enabled_collectors())
+    poller = Poller(
+        unit_schedules(config, collectors),
+        UnitRunner(config, aws, collectors, clock),
+        executor,
+        clock,
+        on_result=on_result,
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DrwatchMetrics(poller.snapshot, stats, config.tiers))
+    app = ExporterApp(registry, lambda: poller.ready, poller.snapshot)
+    return Exporter(config, aws, poller, registry, app, executor)
