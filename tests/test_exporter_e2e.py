@@ -1,0 +1,166 @@
+"""The exporter against the moto sandbox: values, failures, read-only proof, golden output."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from exporter.aws import is_read_only
+from exporter.collectors import COLLECTORS
+from exporter.iam import required_actions
+from exporter.sandbox.faults import FaultRule
+from exporter.sandbox.fleet import FleetPlan, PlannedDatabase
+from exporter.sandbox.server import Sandbox
+from exporter.server import HttpServer
+from tests.conftest import NOW, OperationRecorder, sandbox_config, sandbox_exporter
+from tests.test_metrics import samples, value
+
+GOLDEN = Path(__file__).parent / "golden" / "rds.prom"
+
+
+def scrape(plan: FleetPlan, sandbox: Sandbox, recorder: OperationRecorder | None = None) -> str:
+    exporter = sandbox_exporter(sandbox_config(sandbox, plan), recorder)
+    exporter.poller.run_round()
+    return generate_latest(exporter.registry).decode()
+
+
+def watched(plan: FleetPlan) -> list[PlannedDatabase]:
+    return list(plan.databases)
+
+
+def labels_of(db: PlannedDatabase) -> dict[str, str]:
+    return {"account_id": db.account_id, "region": db.region, "resource": db.identifier,
+            "resource_type": db.kind}
+
+
+def tier_of(db: PlannedDatabase) -> str:
+    return dict(db.tags).get("dr-tier", "standard")
+
+
+def test_every_seeded_database_is_exported_with_its_tier_and_pitr_point(
+    sandbox: Sandbox, fleet: FleetPlan
+) -> None:
+    text = scrape(fleet, sandbox)
+    infos = samples(text, "drwatch_resource_info")
+    assert len(infos) == len(fleet.databases)
+    for db in watched(fleet):
+        labels = labels_of(db)
+        assert value(text, "drwatch_resource_info", **labels) == 1
+        enabled = value(text, "drwatch_recovery_mechanism_enabled", mechanism="pitr", **labels)
+        assert enabled == (1 if db.backup_retention_days else 0)
+        pitr = samples(text, "drwatch_recovery_point_timestamp_seconds")
+        matching = [v for k, v in pitr.items()
+                    if set(labels.items()) | {("mechanism", "pitr")} <= set(k)]
+        expected = [db.latest_restorable_time.timestamp()] if db.latest_restorable_time else []
+        assert matching == expected, db.identifier
+
+
+def test_stale_and_unprotected_resources_are_visible(sandbox: Sandbox, fleet: FleetPlan) -> None:
+    text = scrape(fleet, sandbox)
+    rpo = {k[0][1]: v for k, v in samples(text, "drwatch_rpo_target_seconds").items()}
+    newest = samples(text, "drwatch_resource_recovery_point_timestamp_seconds")
+    breached = {dict(k)["resource"] for k, v in newest.items()
+                if NOW.timestamp() - v > rpo[dict(k)["tier"]]}
+    stale = {db.identifier for db in fleet.databases if db.scenario == "stale"}
+    healthy = {db.identifier for db in fleet.databases if db.scenario == "healthy"}
+    assert stale and stale <= breached
+    assert not healthy & breached
+    disabled = [db for db in fleet.databases if db.scenario == "backups_disabled"]
+    assert disabled
+    for db in disabled:
+        assert value(text, "drwatch_recovery_mechanism_enabled", mechanism="pitr",
+                     **labels_of(db)) == 0
+
+
+def test_access_denied_in_one_region_fails_only_that_unit(
+    sandbox: Sandbox, fleet: FleetPlan
+) -> None:
+    account, region = fleet.spec.accounts[0], fleet.spec.regions[1]
+    sandbox.faults.add(FaultRule("AccessDenied", 403, service="rds", region=region,
+                                 account_id=account))
+    exporter = sandbox_exporter(sandbox_config(sandbox, fleet))
+    exporter.poller.run_round()
+    text = generate_latest(exporter.registry).decode()
+    success = {(dict(k)["account_id"], dict(k)["region"]): v
+               for k, v in samples(text, "drwatch_collector_success").items()}
+    assert success.pop((account, region)) == 0
+    assert set(success.values()) == {1}
+    assert value(text, "drwatch_collector_errors_total", account_id=account, region=region,
+                 error_code="AccessDenied") == 1
+    served_regions = {(dict(k)["account_id"], dict(k)["region"])
+                      for k in samples(text, "drwatch_resource_info")}
+    assert (account, region) not in served_regions
+    assert len(served_regions) == len(fleet.spec.accounts) * len(fleet.spec.regions) - 1
+
+    sandbox.faults.clear()
+    exporter.poller.run_round()
+    text = generate_latest(exporter.registry).decode()
+    assert value(text, "drwatch_collector_success", account_id=account, region=region) == 1
+
+
+def test_only_read_only_calls_and_the_iam_policy_is_exactly_what_is_called(
+    sandbox: Sandbox, fleet: FleetPlan
+) -> None:
+    recorder = OperationRecorder()
+    scrape(fleet, sandbox, recorder)
+    # Assuming the per-account role is the one call that is not a read: it is made with the
+    # exporter's own identity (which needs sts:AssumeRole), never inside a watched account.
+    credentials = {op for op in recorder.operations if op[0] == "sts"}
+    assert credentials == {("sts", "AssumeRole")}
+    watched_calls = recorder.operations - credentials
+    assert all(is_read_only(operation) for _, operation in watched_calls)
+    called = {f"{service}:{operation}" for service, operation in watched_calls}
+    assert called == set(required_actions(COLLECTORS))
+
+
+def test_http_endpoints_and_promtool_on_live_output(sandbox: Sandbox, fleet: FleetPlan) -> None:
+    exporter = sandbox_exporter(sandbox_config(sandbox, fleet))
+    exporter.poller.run_round()  # then nothing is due for the poller thread on the fake clock
+    server = exporter.serve("127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready") as ready:
+            assert ready.status == 200
+        with urllib.request.urlopen(f"{base}/metrics") as response:
+            body = response.read().decode()
+        with urllib.request.urlopen(f"{base}/") as landing:
+            page = landing.read().decode()
+    finally:
+        server.stop()
+        exporter.close()
+    assert "drwatch_resource_recovery_point_timestamp_seconds" in body
+    assert page.count("<td>rds</td>") == len(fleet.spec.accounts) * len(fleet.spec.regions)
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is required: make system-deps installs it"
+    checked = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                             capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_not_ready_before_the_first_round(sandbox: Sandbox, fleet: FleetPlan) -> None:
+    exporter = sandbox_exporter(sandbox_config(sandbox, fleet))
+    server = HttpServer(exporter.app, "127.0.0.1", 0)  # no poller started
+    server.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/-/ready")
+        assert raised.value.code == 503
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/-/healthy") as healthy:
+            assert healthy.status == 200
+    finally:
+        server.stop()
+
+
+def test_golden_exposition(sandbox: Sandbox, fleet: FleetPlan, update_golden: bool) -> None:
+    lines = [line for line in scrape(fleet, sandbox).splitlines()
+             if not line.startswith("drwatch_build_info{")]  # carries the Python version
+    text = "\n".join(lines) + "\n"
+    if update_golden:
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), "run pytest --update-golden and review the diff"
