@@ -21,20 +21,11 @@ import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 
-import botocore.session
-
-from exporter.config import parse_config
+from exporter.sandbox.demo import sandbox_config, sandbox_exporter
 from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
-from exporter.service import build_exporter
 
 PAGE = 100
-
-
-def sandbox_session() -> botocore.session.Session:
-    session = botocore.session.Session()
-    session.set_credentials("bench-key", "bench-secret")
-    return session
 
 
 def lower_bounds(plan_items: Counter[tuple[str, str, str]], units: int) -> dict[str, int]:
@@ -56,26 +47,21 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=100)
     args = parser.parse_args()
 
-    spec = FleetSpec(now=datetime.now(UTC), rds_instances=args.instances,
-                     aurora_clusters=args.clusters)
+    spec = FleetSpec(
+        now=datetime.now(UTC), rds_instances=args.instances, aurora_clusters=args.clusters
+    )
     plan = plan_fleet(spec)
     with Sandbox() as sandbox:
         started = time.perf_counter()
         seed_fleet(sandbox, plan)
         seeding = time.perf_counter() - started
-        config = parse_config({
-            "accounts": [{"id": a, "role_arn": f"arn:aws:iam::{a}:role/drwatch-read"}
-                         for a in spec.accounts],
-            "regions": list(spec.regions),
-            "collectors": {"rds": {"enabled": True, "interval": 60}},
-            "aws": {"endpoint_url": sandbox.endpoint_url},
-        })
-        exporter = build_exporter(config, session_factory=sandbox_session)
+        exporter = sandbox_exporter(sandbox_config(sandbox.endpoint_url, spec))
         started = time.perf_counter()
         exporter.poller.run_round()
         poll_seconds = time.perf_counter() - started
-        calls = {op: n for (service, op), n in exporter.aws.stats.requests().items()
-                 if service == "rds"}
+        calls = {
+            op: n for (service, op), n in exporter.aws.stats.requests().items() if service == "rds"
+        }
         items: Counter[tuple[str, str, str]] = Counter()
         for db in plan.databases:
             instances = 2 if db.kind == "db_cluster" else 1  # a cluster lists its member too
@@ -101,10 +87,14 @@ def main() -> None:
         server.stop()
         exporter.close()
 
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} "
-          f"{platform.python_version()}, {platform.system()}")
-    print(f"fleet: {args.instances} instances + {args.clusters} clusters, "
-          f"{len(spec.accounts)} accounts x {len(spec.regions)} regions; seeding {seeding:.1f} s")
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.system()}"
+    )
+    print(
+        f"fleet: {args.instances} instances + {args.clusters} clusters, "
+        f"{len(spec.accounts)} accounts x {len(spec.regions)} regions; seeding {seeding:.1f} s"
+    )
     print(f"poll round wall time: {poll_seconds:.2f} s")
     print("| operation | calls | lower bound | ratio |")
     print("|---|---:|---:|---:|")
@@ -114,8 +104,10 @@ def main() -> None:
     print(f"| total | {sum(calls.values())} | {sum(bounds.get(o, units) for o in calls)} | |")
     latencies.sort()
     p99 = latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)]
-    print(f"/metrics over {args.scrapes} scrapes: median {statistics.median(latencies):.1f} ms, "
-          f"p99 {p99:.1f} ms, {size} bytes")
+    print(
+        f"/metrics over {args.scrapes} scrapes: median {statistics.median(latencies):.1f} ms, "
+        f"p99 {p99:.1f} ms, {size} bytes"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ EventHandler = Callable[..., Any]
 SessionFactory = Callable[[], botocore.session.Session]
 
 
-class ReadOnlyViolation(RuntimeError):
+class ReadOnlyViolationError(RuntimeError):
     """Raised before sending any AWS request that is not a List/Describe/Get call."""
 
 
@@ -40,7 +40,7 @@ def is_read_only(operation: str) -> bool:
 def refuse_writes(model: Any, **_: Any) -> None:
     """`before-call` guard: drwatch must never change an estate it watches."""
     if not is_read_only(model.name):
-        raise ReadOnlyViolation(f"drwatch refuses to call {model.name}: not a read-only API")
+        raise ReadOnlyViolationError(f"drwatch refuses to call {model.name}: not a read-only API")
 
 
 def error_code_of(parsed_response: Mapping[str, Any] | None, exception: Exception | None) -> str:
@@ -71,7 +71,7 @@ class ApiStats:
         **_: Any,
     ) -> None:
         # event_name is "response-received.<service-id>.<Operation>"
-        _, service, operation = event_name.split(".", 2)
+        _event, service, operation = event_name.split(".", 2)
         code = error_code_of(parsed_response, exception)
         with self._lock:
             self._requests[(service, operation)] += 1
@@ -108,8 +108,9 @@ class ClientKey:
 
 
 def botocore_config(settings: AwsConfig) -> BotocoreConfig:
+    retries: Any = {"mode": settings.retry_mode, "max_attempts": settings.max_attempts}
     return BotocoreConfig(
-        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        retries=retries,
         connect_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
         max_pool_connections=settings.max_pool_connections,
@@ -185,13 +186,13 @@ class AwsAccess:
         session = self._session_factory()
         # botocore has no public setter for refreshable credentials; assigning them to the
         # session is the documented-by-usage way to get automatic refresh before expiry.
-        session._credentials = self._assume_role_credentials(base, account)
+        session._credentials = self._assume_role_credentials(base, account)  # type: ignore[attr-defined]
         return session
 
     def _assume_role_credentials(
         self, base: botocore.session.Session, account: AccountConfig
     ) -> DeferredRefreshableCredentials:
-        sts = base.create_client(
+        sts: Any = base.create_client(
             "sts",
             region_name=self._sts_region,
             endpoint_url=self._settings.endpoint_url,

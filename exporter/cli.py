@@ -133,9 +133,15 @@ def poll(config_path: Path, once: bool, as_json: bool, log_level: str) -> None:
         for status in statuses:
             observations = status.observations
             count = len(observations.resources) if observations else 0
-            state = "ok" if status.healthy else f"FAILED {status.last_run and status.last_run.error_code}"
-            click.echo(f"{status.schedule.key.collector} {status.schedule.key.account_id} "
-                       f"{status.schedule.key.region}: {state}, {count} resources")
+            state = (
+                "ok"
+                if status.healthy
+                else f"FAILED {status.last_run and status.last_run.error_code}"
+            )
+            click.echo(
+                f"{status.schedule.key.collector} {status.schedule.key.account_id} "
+                f"{status.schedule.key.region}: {state}, {count} resources"
+            )
     if failed:
         sys.exit(1)
 
@@ -183,7 +189,9 @@ def run_until_signalled(start: Callable[[], Any], close: Callable[[], None], hos
 @click.option("--seed", default=42, show_default=True, help="Fleet generator seed.")
 @click.option("--interval", default=60, show_default=True, help="Poll interval in seconds.")
 @log_level_option
-def demo(port: int, instances: int, clusters: int, seed: int, interval: int, log_level: str) -> None:
+def demo(
+    port: int, instances: int, clusters: int, seed: int, interval: int, log_level: str
+) -> None:
     """Run the exporter against a simulated AWS estate (moto sandbox) with a mixed fleet.
 
     Example: drwatch demo --port 9638, then curl -s localhost:9638/metrics | grep rpo
@@ -192,7 +200,6 @@ def demo(port: int, instances: int, clusters: int, seed: int, interval: int, log
 
     setup_logging(log_level)
     run_demo(
-        port=port,
         instances=instances,
         clusters=clusters,
         seed=seed,

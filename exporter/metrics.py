@@ -209,8 +209,12 @@ class DrwatchMetrics(PrometheusCollector):
 
     def _local_recovery(self, states: Iterable[RecoveryState]) -> Iterator[Metric]:
         families = [
-            (g, GaugeMetricFamily(g.name, f"{g.documentation} {CACHED}",
-                                  labels=(*RESOURCE_LABELS, "mechanism")))
+            (
+                g,
+                GaugeMetricFamily(
+                    g.name, f"{g.documentation} {CACHED}", labels=(*RESOURCE_LABELS, "mechanism")
+                ),
+            )
             for g in LOCAL_RECOVERY_GAUGES
         ]
         for state in states:

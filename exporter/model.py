@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 
-class Mechanism(str, enum.Enum):
+class Mechanism(enum.StrEnum):
     """How a resource can be brought back. PITR usually wins over snapshots for RPO."""
 
     AWS_BACKUP = "aws_backup"

@@ -17,7 +17,7 @@ from exporter.collectors.base import (
     CollectContext,
     Collector,
     ObserveContext,
-    UnitDeadlineExceeded,
+    UnitDeadlineError,
 )
 from exporter.config import Config
 from exporter.model import Observations, UnitKey, UnitResult, UnitRun
@@ -51,7 +51,7 @@ def classify_error(error: Exception) -> tuple[str, str]:
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return str(details.get("Code", "ClientError")), str(details.get("Message", ""))
-    if isinstance(error, (BotoCoreError, UnitDeadlineExceeded)):
+    if isinstance(error, (BotoCoreError, UnitDeadlineError)):
         return type(error).__name__, str(error)
     return "InternalError", f"{type(error).__name__}: {error}"
 
@@ -81,8 +81,9 @@ class UnitRunner:
                 observations = self._collectors[key.collector].collect(context)
             except Exception as error:  # recorded as the unit's failure, see module doc
                 code, message = classify_error(error)
-                log.warning("unit %s failed: %s %s", key, code, message,
-                            exc_info=code == "InternalError")
+                log.warning(
+                    "unit %s failed: %s %s", key, code, message, exc_info=code == "InternalError"
+                )
         run = UnitRun(
             unit=key,
             started=started,

@@ -100,7 +100,9 @@ class ExporterApp:
         return text(start_response, "404 Not Found", "not found; try /metrics\n")
 
 
-def respond(start_response: StartResponse, status: str, content_type: str, body: str) -> list[bytes]:
+def respond(
+    start_response: StartResponse, status: str, content_type: str, body: str
+) -> list[bytes]:
     data = body.encode("utf-8")
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
     return [data]

@@ -6,22 +6,25 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import botocore.session
 import pytest
 
-from exporter.config import Config, parse_config
+from exporter.config import Config
+from exporter.sandbox import demo
 from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
 from exporter.sandbox.validation import validate_response
-from exporter.service import Exporter, build_exporter
+from exporter.service import Exporter
 from tests.helpers import FakeClock, ImmediateExecutor
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/golden/* from the current output instead of comparing")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/* from the current output instead of comparing",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -50,24 +53,8 @@ def no_leftover_faults(sandbox: Sandbox) -> Iterator[None]:
     sandbox.faults.clear()
 
 
-def sandbox_session() -> botocore.session.Session:
-    session = botocore.session.Session()
-    session.set_credentials("sandbox-key", "sandbox-secret")
-    return session
-
-
-def sandbox_config(sandbox: Sandbox, plan: FleetPlan, **overrides: Any) -> Config:
-    data: dict[str, Any] = {
-        "accounts": [
-            {"id": account, "role_arn": f"arn:aws:iam::{account}:role/drwatch-read"}
-            for account in plan.spec.accounts
-        ],
-        "regions": list(plan.spec.regions),
-        "collectors": {"rds": {"enabled": True, "interval": 60}},
-        "aws": {"endpoint_url": sandbox.endpoint_url, "max_attempts": 2},
-    }
-    data.update(overrides)
-    return parse_config(data)
+def sandbox_config(sandbox: Sandbox, plan: FleetPlan, **extra: Any) -> Config:
+    return demo.sandbox_config(sandbox.endpoint_url, plan.spec, **extra)
 
 
 class OperationRecorder:
@@ -83,13 +70,10 @@ class OperationRecorder:
 def sandbox_exporter(
     config: Config, recorder: OperationRecorder | None = None, clock: FakeClock | None = None
 ) -> Exporter:
+    """An exporter on a fake clock and a synchronous pool; every response is shape-checked."""
     handlers: list[tuple[str, Any]] = [("after-call.*.*", validate_response)]
     if recorder is not None:
         handlers.append(("before-call.*.*", recorder))
-    return build_exporter(
-        config,
-        clock=clock or FakeClock(NOW),
-        executor=ImmediateExecutor(),
-        session_factory=sandbox_session,
-        extra_handlers=handlers,
+    return demo.sandbox_exporter(
+        config, clock=clock or FakeClock(NOW), executor=ImmediateExecutor(), extra_handlers=handlers
     )

@@ -35,8 +35,12 @@ def watched(plan: FleetPlan) -> list[PlannedDatabase]:
 
 
 def labels_of(db: PlannedDatabase) -> dict[str, str]:
-    return {"account_id": db.account_id, "region": db.region, "resource": db.identifier,
-            "resource_type": db.kind}
+    return {
+        "account_id": db.account_id,
+        "region": db.region,
+        "resource": db.identifier,
+        "resource_type": db.kind,
+    }
 
 
 def tier_of(db: PlannedDatabase) -> str:
@@ -55,8 +59,9 @@ def test_every_seeded_database_is_exported_with_its_tier_and_pitr_point(
         enabled = value(text, "drwatch_recovery_mechanism_enabled", mechanism="pitr", **labels)
         assert enabled == (1 if db.backup_retention_days else 0)
         pitr = samples(text, "drwatch_recovery_point_timestamp_seconds")
-        matching = [v for k, v in pitr.items()
-                    if set(labels.items()) | {("mechanism", "pitr")} <= set(k)]
+        matching = [
+            v for k, v in pitr.items() if set(labels.items()) | {("mechanism", "pitr")} <= set(k)
+        ]
         expected = [db.latest_restorable_time.timestamp()] if db.latest_restorable_time else []
         assert matching == expected, db.identifier
 
@@ -65,36 +70,52 @@ def test_stale_and_unprotected_resources_are_visible(sandbox: Sandbox, fleet: Fl
     text = scrape(fleet, sandbox)
     rpo = {k[0][1]: v for k, v in samples(text, "drwatch_rpo_target_seconds").items()}
     newest = samples(text, "drwatch_resource_recovery_point_timestamp_seconds")
-    breached = {dict(k)["resource"] for k, v in newest.items()
-                if NOW.timestamp() - v > rpo[dict(k)["tier"]]}
+    breached = {
+        dict(k)["resource"] for k, v in newest.items() if NOW.timestamp() - v > rpo[dict(k)["tier"]]
+    }
     stale = {db.identifier for db in fleet.databases if db.scenario == "stale"}
     healthy = {db.identifier for db in fleet.databases if db.scenario == "healthy"}
-    assert stale and stale <= breached
+    assert stale
+    assert stale <= breached
     assert not healthy & breached
     disabled = [db for db in fleet.databases if db.scenario == "backups_disabled"]
     assert disabled
     for db in disabled:
-        assert value(text, "drwatch_recovery_mechanism_enabled", mechanism="pitr",
-                     **labels_of(db)) == 0
+        assert (
+            value(text, "drwatch_recovery_mechanism_enabled", mechanism="pitr", **labels_of(db))
+            == 0
+        )
 
 
 def test_access_denied_in_one_region_fails_only_that_unit(
     sandbox: Sandbox, fleet: FleetPlan
 ) -> None:
     account, region = fleet.spec.accounts[0], fleet.spec.regions[1]
-    sandbox.faults.add(FaultRule("AccessDenied", 403, service="rds", region=region,
-                                 account_id=account))
+    sandbox.faults.add(
+        FaultRule("AccessDenied", 403, service="rds", region=region, account_id=account)
+    )
     exporter = sandbox_exporter(sandbox_config(sandbox, fleet))
     exporter.poller.run_round()
     text = generate_latest(exporter.registry).decode()
-    success = {(dict(k)["account_id"], dict(k)["region"]): v
-               for k, v in samples(text, "drwatch_collector_success").items()}
+    success = {
+        (dict(k)["account_id"], dict(k)["region"]): v
+        for k, v in samples(text, "drwatch_collector_success").items()
+    }
     assert success.pop((account, region)) == 0
     assert set(success.values()) == {1}
-    assert value(text, "drwatch_collector_errors_total", account_id=account, region=region,
-                 error_code="AccessDenied") == 1
-    served_regions = {(dict(k)["account_id"], dict(k)["region"])
-                      for k in samples(text, "drwatch_resource_info")}
+    assert (
+        value(
+            text,
+            "drwatch_collector_errors_total",
+            account_id=account,
+            region=region,
+            error_code="AccessDenied",
+        )
+        == 1
+    )
+    served_regions = {
+        (dict(k)["account_id"], dict(k)["region"]) for k in samples(text, "drwatch_resource_info")
+    }
     assert (account, region) not in served_regions
     assert len(served_regions) == len(fleet.spec.accounts) * len(fleet.spec.regions) - 1
 
@@ -138,8 +159,9 @@ def test_http_endpoints_and_promtool_on_live_output(sandbox: Sandbox, fleet: Fle
     assert page.count("<td>rds</td>") == len(fleet.spec.accounts) * len(fleet.spec.regions)
     promtool = shutil.which("promtool")
     assert promtool, "promtool is required: make system-deps installs it"
-    checked = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
-                             capture_output=True, check=False)
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=body, text=True, capture_output=True, check=False
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -158,8 +180,11 @@ def test_not_ready_before_the_first_round(sandbox: Sandbox, fleet: FleetPlan) ->
 
 
 def test_golden_exposition(sandbox: Sandbox, fleet: FleetPlan, update_golden: bool) -> None:
-    lines = [line for line in scrape(fleet, sandbox).splitlines()
-             if not line.startswith("drwatch_build_info{")]  # carries the Python version
+    lines = [
+        line
+        for line in scrape(fleet, sandbox).splitlines()
+        if not line.startswith("drwatch_build_info{")
+    ]  # carries the Python version
     text = "\n".join(lines) + "\n"
     if update_golden:
         GOLDEN.write_text(text)

@@ -69,12 +69,28 @@ def value(text: str, name: str, **labels: str) -> float:
 def test_recovery_point_age_is_the_newest_point_over_all_mechanisms() -> None:
     text = render(status())
     pitr = (NOW - timedelta(minutes=3)).timestamp()
-    assert value(text, "drwatch_recovery_point_timestamp_seconds", resource="orders",
-                 mechanism="pitr") == pitr
-    assert value(text, "drwatch_recovery_point_timestamp_seconds", resource="orders",
-                 mechanism="snapshot") == (NOW - timedelta(hours=2)).timestamp()
-    assert value(text, "drwatch_resource_recovery_point_timestamp_seconds", resource="orders",
-                 tier="premium") == pitr
+    assert (
+        value(text, "drwatch_recovery_point_timestamp_seconds", resource="orders", mechanism="pitr")
+        == pitr
+    )
+    assert (
+        value(
+            text,
+            "drwatch_recovery_point_timestamp_seconds",
+            resource="orders",
+            mechanism="snapshot",
+        )
+        == (NOW - timedelta(hours=2)).timestamp()
+    )
+    assert (
+        value(
+            text,
+            "drwatch_resource_recovery_point_timestamp_seconds",
+            resource="orders",
+            tier="premium",
+        )
+        == pitr
+    )
     assert value(text, "drwatch_rpo_target_seconds", tier="premium") == 300
     assert value(text, "drwatch_rto_target_seconds", tier="basic") == 4 * 3600
 
@@ -82,10 +98,14 @@ def test_recovery_point_age_is_the_newest_point_over_all_mechanisms() -> None:
 def test_unprotected_resource_is_visible_but_has_no_recovery_point() -> None:
     text = render(status())
     assert value(text, "drwatch_resource_info", resource="legacy", tier="basic") == 1
-    assert value(text, "drwatch_recovery_mechanism_enabled", resource="legacy",
-                 mechanism="pitr") == 0
-    assert not [k for k in samples(text, "drwatch_resource_recovery_point_timestamp_seconds")
-                if ("resource", "legacy") in k]
+    assert (
+        value(text, "drwatch_recovery_mechanism_enabled", resource="legacy", mechanism="pitr") == 0
+    )
+    assert not [
+        k
+        for k in samples(text, "drwatch_resource_recovery_point_timestamp_seconds")
+        if ("resource", "legacy") in k
+    ]
 
 
 def test_failing_unit_reports_unhealthy_and_stale_data_disappears() -> None:
@@ -94,19 +114,22 @@ def test_failing_unit_reports_unhealthy_and_stale_data_disappears() -> None:
     assert value(text, "drwatch_collector_data_present", collector="rds") == 0
     assert value(text, "drwatch_collector_errors_total", error_code="AccessDenied") == 1
     assert value(text, "drwatch_collector_skipped_runs_total", collector="rds") == 1
-    assert value(text, "drwatch_collector_last_success_timestamp_seconds", collector="rds") == (
-        NOW - timedelta(minutes=5)
-    ).timestamp()
+    assert (
+        value(text, "drwatch_collector_last_success_timestamp_seconds", collector="rds")
+        == (NOW - timedelta(minutes=5)).timestamp()
+    )
     assert samples(text, "drwatch_resource_info") == {}
 
 
 def test_api_counters_come_from_botocore_events() -> None:
     stats = ApiStats()
     stats.on_response_received("response-received.rds.DescribeDBInstances", {"ok": 1})
-    stats.on_response_received("response-received.rds.DescribeDBInstances",
-                               {"Error": {"Code": "Throttling"}})
-    stats.on_response_received("response-received.rds.DescribeDBSnapshots",
-                               exception=TimeoutError())
+    stats.on_response_received(
+        "response-received.rds.DescribeDBInstances", {"Error": {"Code": "Throttling"}}
+    )
+    stats.on_response_received(
+        "response-received.rds.DescribeDBSnapshots", exception=TimeoutError()
+    )
     text = render(status(), stats=stats)
     assert value(text, "drwatch_aws_api_requests_total", operation="DescribeDBInstances") == 2
     assert value(text, "drwatch_aws_api_errors_total", error_code="Throttling") == 1
@@ -117,13 +140,21 @@ def test_output_passes_promtool_check_metrics() -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is required: make system-deps installs it"
     text = render(status(), status(healthy=False, with_data=False))
-    result = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, text=True, capture_output=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("family", ["drwatch_collector_success", "drwatch_build_info",
-                                    "drwatch_aws_api_requests", "drwatch_rpo_target_seconds"])
+@pytest.mark.parametrize(
+    "family",
+    [
+        "drwatch_collector_success",
+        "drwatch_build_info",
+        "drwatch_aws_api_requests",
+        "drwatch_rpo_target_seconds",
+    ],
+)
 def test_self_metric_families_are_always_present(family: str) -> None:
     names = {f.name for f in text_string_to_metric_families(render())}
     assert family in names

@@ -33,14 +33,21 @@ class ScriptedRunner:
         self.calls.append(unit.key)
         outcome = self.outcomes.pop(0)
         failed = outcome.startswith("error:")
-        run = UnitRun(unit.key, self.clock.now(), 0.5, not failed,
-                      error_code=outcome.removeprefix("error:") if failed else "")
+        run = UnitRun(
+            unit.key,
+            self.clock.now(),
+            0.5,
+            not failed,
+            error_code=outcome.removeprefix("error:") if failed else "",
+        )
         return UnitResult(run, Observations() if failed else observations(outcome))
 
 
 def names(poller: Poller) -> list[list[str]]:
-    return [[r.name for r in s.observations.resources] if s.observations else []
-            for s in poller.snapshot()]
+    return [
+        [r.name for r in s.observations.resources] if s.observations else []
+        for s in poller.snapshot()
+    ]
 
 
 def test_units_run_on_their_interval_and_not_before() -> None:
@@ -49,9 +56,11 @@ def test_units_run_on_their_interval_and_not_before() -> None:
     poller = Poller([schedule()], runner, ImmediateExecutor(), clock)
     assert not poller.ready
     poller.submit_due()
-    assert poller.ready and names(poller) == [["a"]]
+    assert poller.ready
+    assert names(poller) == [["a"]]
     clock.advance(59)
-    assert poller.submit_due() == [] and len(runner.calls) == 1
+    assert poller.submit_due() == []
+    assert len(runner.calls) == 1
     assert poller.seconds_until_next_due() == 1
     clock.advance(1)
     poller.submit_due()
@@ -69,7 +78,8 @@ def test_a_unit_never_overlaps_itself_and_skips_are_counted() -> None:
     clock.advance(60)
     poller.submit_due()
     (status,) = poller.snapshot()
-    assert status.skipped == 2 and status.runs == 0
+    assert status.skipped == 2
+    assert status.runs == 0
     executor.run_pending()
     assert len(runner.calls) == 1
     assert poller.snapshot()[0].runs == 1
@@ -77,8 +87,9 @@ def test_a_unit_never_overlaps_itself_and_skips_are_counted() -> None:
 
 def test_failed_unit_keeps_last_good_data_until_stale_after() -> None:
     clock = FakeClock()
-    runner = ScriptedRunner(clock, ["a", "error:AccessDenied", "error:AccessDenied",
-                                    "error:Throttling"])
+    runner = ScriptedRunner(
+        clock, ["a", "error:AccessDenied", "error:AccessDenied", "error:Throttling"]
+    )
     poller = Poller([schedule()], runner, ImmediateExecutor(), clock)
     poller.submit_due()
     for _ in range(3):
@@ -103,7 +114,8 @@ def test_one_failing_unit_does_not_affect_another() -> None:
     poller = Poller([schedule(KEY), schedule(OTHER)], runner, ImmediateExecutor(), clock)
     poller.run_round()
     by_key = {s.schedule.key: s for s in poller.snapshot()}
-    assert not by_key[KEY].healthy and by_key[OTHER].healthy
+    assert not by_key[KEY].healthy
+    assert by_key[OTHER].healthy
     assert by_key[OTHER].observations == observations("b")
 
 
@@ -115,8 +127,9 @@ def test_results_reach_the_sink_after_they_are_served() -> None:
     def sink(result: UnitResult) -> None:
         seen.append((result.observations.resources[0].name, names(poller)))
 
-    poller = Poller([schedule()], ScriptedRunner(clock, ["a"]), ImmediateExecutor(), clock,
-                    on_result=sink)
+    poller = Poller(
+        [schedule()], ScriptedRunner(clock, ["a"]), ImmediateExecutor(), clock, on_result=sink
+    )
     poller.run_round()
     assert seen == [("a", [["a"]])]
 
@@ -125,8 +138,9 @@ def test_scheduler_thread_polls_and_stops() -> None:
     clock = FakeClock()
     runner = ScriptedRunner(clock, ["a"] * 100)
     polled = threading.Event()
-    poller = Poller([schedule()], runner, ImmediateExecutor(), clock,
-                    on_result=lambda _: polled.set())
+    poller = Poller(
+        [schedule()], runner, ImmediateExecutor(), clock, on_result=lambda _: polled.set()
+    )
     poller.start()
     try:
         assert polled.wait(timeout=5)

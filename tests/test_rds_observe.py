@@ -51,7 +51,9 @@ def snapshot(owner: str, name: str, age: timedelta, kind: str = "automated", **e
     return item
 
 
-def by_mechanism(states: tuple[RecoveryState, ...], resource_id: str) -> dict[Mechanism, RecoveryState]:
+def by_mechanism(
+    states: tuple[RecoveryState, ...], resource_id: str
+) -> dict[Mechanism, RecoveryState]:
     return {s.mechanism: s for s in states if s.ref.resource_id == resource_id and not s.is_copy}
 
 
@@ -65,10 +67,15 @@ def test_instance_pitr_snapshots_and_tier(ctx: ObserveContext) -> None:
             snapshot("orders", "m1", timedelta(days=400), kind="manual", Encrypted=False),
         ),
         automated_backups=(
-            {"DbiResourceId": "db-ORDERS", "Region": "eu-west-1",
-             "DBInstanceArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:db:orders",
-             "RestoreWindow": {"EarliestTime": NOW - timedelta(days=7),
-                               "LatestTime": NOW - timedelta(minutes=3)}},
+            {
+                "DbiResourceId": "db-ORDERS",
+                "Region": "eu-west-1",
+                "DBInstanceArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:db:orders",
+                "RestoreWindow": {
+                    "EarliestTime": NOW - timedelta(days=7),
+                    "LatestTime": NOW - timedelta(minutes=3),
+                },
+            },
         ),
     )
     obs = observe(records, ctx)
@@ -103,16 +110,26 @@ def test_untagged_resource_gets_default_tier_and_cluster_members_are_skipped(
     records = RdsRecords(
         instances=(instance("plain", TagList=[]), instance("member", DBClusterIdentifier="c1")),
         clusters=(
-            {"DBClusterIdentifier": "c1", "DBClusterArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:cluster:c1",
-             "BackupRetentionPeriod": 14, "StorageEncrypted": False,
-             "LatestRestorableTime": NOW - timedelta(minutes=1),
-             "EarliestRestorableTime": NOW - timedelta(days=14),
-             "TagList": [{"Key": "dr-tier", "Value": " BASIC "}]},
+            {
+                "DBClusterIdentifier": "c1",
+                "DBClusterArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:cluster:c1",
+                "BackupRetentionPeriod": 14,
+                "StorageEncrypted": False,
+                "LatestRestorableTime": NOW - timedelta(minutes=1),
+                "EarliestRestorableTime": NOW - timedelta(days=14),
+                "TagList": [{"Key": "dr-tier", "Value": " BASIC "}],
+            },
         ),
         cluster_snapshots=(
-            {"DBClusterSnapshotIdentifier": "cs1", "DBClusterIdentifier": "c1",
-             "SnapshotCreateTime": NOW - timedelta(hours=5), "Status": "available",
-             "SnapshotType": "automated", "AllocatedStorage": 1, "StorageEncrypted": False},
+            {
+                "DBClusterSnapshotIdentifier": "cs1",
+                "DBClusterIdentifier": "c1",
+                "SnapshotCreateTime": NOW - timedelta(hours=5),
+                "Status": "available",
+                "SnapshotType": "automated",
+                "AllocatedStorage": 1,
+                "StorageEncrypted": False,
+            },
         ),
     )
     obs = observe(records, ctx)
@@ -130,16 +147,29 @@ def test_cross_region_copies_and_replicated_backups_belong_to_their_source(
     source_snapshot = f"arn:aws:rds:us-east-1:{ACCOUNT}:snapshot:rds:orders-2026-10-31"
     records = RdsRecords(
         snapshots=(
-            snapshot("orders", "copy1", timedelta(hours=2), kind="manual",
-                     SourceRegion="us-east-1", SourceDBSnapshotIdentifier=source_snapshot,
-                     OriginalSnapshotCreateTime=NOW - timedelta(hours=20)),
+            snapshot(
+                "orders",
+                "copy1",
+                timedelta(hours=2),
+                kind="manual",
+                SourceRegion="us-east-1",
+                SourceDBSnapshotIdentifier=source_snapshot,
+                OriginalSnapshotCreateTime=NOW - timedelta(hours=20),
+            ),
         ),
         automated_backups=(
-            {"DbiResourceId": "db-X", "Region": "us-east-1", "DBInstanceIdentifier": "orders",
-             "DBInstanceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:orders", "Status": "replicating",
-             "DBInstanceAutomatedBackupsArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:auto-backup:ab-1",
-             "RestoreWindow": {"EarliestTime": NOW - timedelta(days=3),
-                               "LatestTime": NOW - timedelta(minutes=10)}},
+            {
+                "DbiResourceId": "db-X",
+                "Region": "us-east-1",
+                "DBInstanceIdentifier": "orders",
+                "DBInstanceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:orders",
+                "Status": "replicating",
+                "DBInstanceAutomatedBackupsArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:auto-backup:a1",
+                "RestoreWindow": {
+                    "EarliestTime": NOW - timedelta(days=3),
+                    "LatestTime": NOW - timedelta(minutes=10),
+                },
+            },
         ),
     )
     obs = observe(records, ctx)

@@ -20,7 +20,7 @@ from exporter.model import Observations
 MAX_PAGE_SIZE = 100
 
 
-class UnitDeadlineExceeded(RuntimeError):
+class UnitDeadlineError(RuntimeError):
     """A unit ran past its configured timeout; checked between pages."""
 
 
@@ -46,14 +46,16 @@ class CollectContext:
     def client(self, service: str) -> Any:
         return self.client_for(service)
 
-    def paginate(self, client: Any, operation: str, result_key: str, **params: Any) -> Iterator[Any]:
+    def paginate(
+        self, client: Any, operation: str, result_key: str, **params: Any
+    ) -> Iterator[Any]:
         """Every item of a paginated list call, at the maximum page size, within the deadline."""
         paginator = client.get_paginator(operation)
         config = {"PageSize": MAX_PAGE_SIZE}
         for page in paginator.paginate(PaginationConfig=config, **params):
             yield from page.get(result_key, ())
             if self.monotonic() > self.deadline:
-                raise UnitDeadlineExceeded(f"{operation} still paging at the unit deadline")
+                raise UnitDeadlineError(f"{operation} still paging at the unit deadline")
 
 
 class Collector(Protocol):

@@ -82,11 +82,19 @@ def observe(records: RdsRecords, ctx: ObserveContext) -> Observations:
     for instance in records.instances:
         if instance.get("DBClusterIdentifier"):
             continue  # a cluster member: its backups belong to the cluster
-        resource = resource_of(instance, "db_instance", "DBInstanceIdentifier", "DBInstanceArn", ctx)
+        resource = resource_of(
+            instance, "db_instance", "DBInstanceIdentifier", "DBInstanceArn", ctx
+        )
         resources.append(resource)
         earliest = earliest_by_resource_id.get(str(instance.get("DbiResourceId", "")))
         states.extend(
-            recovery_states(resource.ref, instance, earliest, local_snapshots(instance_snapshots, resource, ctx), ctx)
+            recovery_states(
+                resource.ref,
+                instance,
+                earliest,
+                local_snapshots(instance_snapshots, resource, ctx),
+                ctx,
+            )
         )
     cluster_snapshots = [normalise_cluster_snapshot(s) for s in records.cluster_snapshots]
     by_cluster = group_by(cluster_snapshots, "DBInstanceIdentifier")
@@ -95,7 +103,9 @@ def observe(records: RdsRecords, ctx: ObserveContext) -> Observations:
         resources.append(resource)
         earliest = cluster.get("EarliestRestorableTime")
         states.extend(
-            recovery_states(resource.ref, cluster, earliest, local_snapshots(by_cluster, resource, ctx), ctx)
+            recovery_states(
+                resource.ref, cluster, earliest, local_snapshots(by_cluster, resource, ctx), ctx
+            )
         )
     states.extend(snapshot_copies(records.snapshots, "db_instance", ctx))
     states.extend(snapshot_copies(cluster_snapshots, "db_cluster", ctx))
@@ -151,8 +161,9 @@ def recovery_states(
     automated = [s for s in snapshots if s.get("SnapshotType") == "automated"]
     if backups_on or automated:
         states.append(
-            snapshot_state(ref, Mechanism.SNAPSHOT, automated, ctx.account_id, ctx.region)
-            .with_retention(retention, backups_on)
+            snapshot_state(
+                ref, Mechanism.SNAPSHOT, automated, ctx.account_id, ctx.region
+            ).with_retention(retention, backups_on)
         )
     manual = [s for s in snapshots if s.get("SnapshotType") == "manual"]
     if manual:
