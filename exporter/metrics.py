@@ -7,11 +7,14 @@ freshness is exported explicitly as `drwatch_collector_last_success_timestamp_se
 
 from __future__ import annotations
 
+import gzip
 import platform
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PrometheusCollector
 
@@ -21,6 +24,8 @@ from exporter.config import TierConfig
 from exporter.model import RecoveryState, ReplicationState, Resource, ResourceRef
 from exporter.poller import UnitStatus
 
+# Fast enough to compress megabytes in milliseconds; the larger levels gain little on text.
+GZIP_LEVEL = 1
 CACHED = "Cached from the last successful poll of its collector, not read at scrape time."
 RESOURCE_LABELS = ("account_id", "region", "service", "resource_type", "resource")
 UNIT_LABELS = ("collector", "account_id", "region")
@@ -137,43 +142,32 @@ COPY_RECOVERY_GAUGES = (
 )
 
 
-class DrwatchMetrics(PrometheusCollector):
-    """Renders resources, recovery states, replication, tier targets and self-metrics."""
+class ObservedMetrics(PrometheusCollector):
+    """Resources, recovery states, copies, replication and tier targets of one snapshot."""
 
-    def __init__(
-        self,
-        snapshot: Callable[[], Sequence[UnitStatus]],
-        stats: ApiStats,
-        tiers: TierConfig,
-    ) -> None:
-        self._snapshot = snapshot
-        self._stats = stats
+    def __init__(self, statuses: Sequence[UnitStatus], tiers: TierConfig) -> None:
+        self._statuses = statuses
         self._tiers = tiers
 
     def collect(self) -> Iterator[Metric]:
-        statuses = self._snapshot()
-        observed = [s.observations for s in statuses if s.observations is not None]
-        resources = [r for o in observed for r in o.resources]
-        states = [st for o in observed for st in o.recovery_states]
+        observed = [s.observations for s in self._statuses if s.observations is not None]
+        # Sorted so that the exposition is stable whatever order AWS lists things in.
+        resources = sorted((r for o in observed for r in o.resources), key=lambda r: r.ref)
+        states = sorted(
+            (st for o in observed for st in o.recovery_states),
+            key=lambda st: (st.ref, st.mechanism, st.location_account_id, st.location_region),
+        )
+        replications = sorted(
+            (r for o in observed for r in o.replication_states),
+            key=lambda r: (r.source, r.kind, r.destination_account_id, r.destination_region),
+        )
         tier_of = {r.ref: r.tier for r in resources}
-        yield from self._build_info()
         yield from self._tier_targets()
         yield from self._resources(resources)
         yield from self._local_recovery(s for s in states if not s.is_copy)
         yield from self._copies([s for s in states if s.is_copy])
-        yield from self._replication([r for o in observed for r in o.replication_states])
+        yield from self._replication(replications)
         yield from self._tiered_rpo(states, tier_of)
-        yield from self._units(statuses)
-        yield from self._api()
-
-    def _build_info(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily(
-            "drwatch_build_info",
-            "drwatch version and Python runtime; always 1.",
-            labels=("version", "python_version"),
-        )
-        info.add_metric([__version__, platform.python_version()], 1)
-        yield info
 
     def _tier_targets(self) -> Iterator[Metric]:
         rpo = GaugeMetricFamily(
@@ -291,6 +285,28 @@ class DrwatchMetrics(PrometheusCollector):
             family.add_metric([*ref_labels(ref), tier_of.get(ref, self._tiers.default_tier)], point)
         yield family
 
+
+class HealthMetrics(PrometheusCollector):
+    """drwatch's own health: build info, every unit's polls and the AWS API counters."""
+
+    def __init__(self, snapshot: Callable[[], Sequence[UnitStatus]], stats: ApiStats) -> None:
+        self._snapshot = snapshot
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._build_info()
+        yield from self._units(self._snapshot())
+        yield from self._api()
+
+    def _build_info(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "drwatch_build_info",
+            "drwatch version and Python runtime; always 1.",
+            labels=("version", "python_version"),
+        )
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+
     def _units(self, statuses: Sequence[UnitStatus]) -> Iterator[Metric]:
         success = GaugeMetricFamily(
             "drwatch_collector_success",
@@ -363,3 +379,47 @@ class DrwatchMetrics(PrometheusCollector):
             errors.add_metric([service, operation, code], count)
         yield requests
         yield errors
+
+
+class MetricsView:
+    """The /metrics body: observed data rendered once per change, health on every scrape.
+
+    Rendering tens of thousands of series takes long; they only change when a unit result
+    is swapped in or dropped as stale, so that part is cached (plain and gzipped) under a
+    key of every unit's run count and data presence. Gzip members concatenate into one
+    valid gzip stream, so the cached part is never compressed twice.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Sequence[UnitStatus]],
+        stats: ApiStats,
+        tiers: TierConfig,
+    ) -> None:
+        self._snapshot = snapshot
+        self._tiers = tiers
+        self._health = CollectorRegistry(auto_describe=False)
+        self._health.register(HealthMetrics(snapshot, stats))
+        self._lock = threading.Lock()
+        self._key: tuple[tuple[int, bool], ...] | None = None
+        self._observed = b""
+        self._observed_gzip = b""
+
+    def render(self, gzipped: bool = False) -> bytes:
+        health = generate_latest(self._health)
+        observed, observed_gzip = self._observed_part()
+        if gzipped:
+            return observed_gzip + gzip.compress(health, compresslevel=GZIP_LEVEL)
+        return observed + health
+
+    def _observed_part(self) -> tuple[bytes, bytes]:
+        statuses = self._snapshot()
+        key = tuple((s.runs, s.observations is not None) for s in statuses)
+        with self._lock:
+            if key != self._key:
+                registry = CollectorRegistry(auto_describe=False)
+                registry.register(ObservedMetrics(statuses, self._tiers))
+                self._observed = generate_latest(registry)
+                self._observed_gzip = gzip.compress(self._observed, compresslevel=GZIP_LEVEL)
+                self._key = key
+            return self._observed, self._observed_gzip

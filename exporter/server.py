@@ -11,9 +11,10 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import jinja2
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from exporter import __version__
+from exporter.metrics import MetricsView
 from exporter.poller import UnitStatus
 
 StartResponse = Callable[..., Any]
@@ -71,11 +72,11 @@ class ExporterApp:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        metrics: MetricsView,
         ready: Callable[[], bool],
         snapshot: Callable[[], Sequence[UnitStatus]],
     ) -> None:
-        self._metrics = make_wsgi_app(registry)
+        self._metrics = metrics
         self._ready = ready
         self._snapshot = snapshot
         self._landing = landing_template()
@@ -83,7 +84,7 @@ class ExporterApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return self._metrics(environ, start_response)  # type: ignore[no-any-return]
+            return self._serve_metrics(environ, start_response)
         if path == "/-/healthy":
             return text(start_response, "200 OK", "drwatch is healthy.\n")
         if path == "/-/ready":
@@ -98,6 +99,16 @@ class ExporterApp:
             )
             return respond(start_response, "200 OK", "text/html; charset=utf-8", page)
         return text(start_response, "404 Not Found", "not found; try /metrics\n")
+
+
+    def _serve_metrics(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        body = self._metrics.render(gzipped=gzipped)
+        headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
 
 
 def respond(

@@ -7,12 +7,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import botocore.session
-from prometheus_client import CollectorRegistry
 
 from exporter.aws import ApiStats, AwsAccess, EventHandler, SessionFactory
 from exporter.collectors import collector_classes
 from exporter.config import Config
-from exporter.metrics import DrwatchMetrics
+from exporter.metrics import MetricsView
 from exporter.poller import Clock, Poller, ResultSink, SystemClock
 from exporter.runner import UnitRunner, unit_schedules
 from exporter.server import ExporterApp, HttpServer
@@ -23,7 +22,7 @@ class Exporter:
     config: Config
     aws: AwsAccess
     poller: Poller
-    registry: CollectorRegistry
+    metrics: MetricsView
     app: ExporterApp
     executor: Executor
 
@@ -73,7 +72,6 @@ def build_exporter(
         clock,
         on_result=on_result,
     )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DrwatchMetrics(poller.snapshot, stats, config.tiers))
-    app = ExporterApp(registry, lambda: poller.ready, poller.snapshot)
-    return Exporter(config, aws, poller, registry, app, executor)
+    metrics = MetricsView(poller.snapshot, stats, config.tiers)
+    app = ExporterApp(metrics, lambda: poller.ready, poller.snapshot)
+    return Exporter(config, aws, poller, metrics, app, executor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import urllib.error
@@ -9,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 
 from exporter.aws import is_read_only
 from exporter.collectors import COLLECTORS
@@ -27,7 +27,7 @@ GOLDEN = Path(__file__).parent / "golden" / "rds.prom"
 def scrape(plan: FleetPlan, sandbox: Sandbox, recorder: OperationRecorder | None = None) -> str:
     exporter = sandbox_exporter(sandbox_config(sandbox, plan), recorder)
     exporter.poller.run_round()
-    return generate_latest(exporter.registry).decode()
+    return exporter.metrics.render().decode()
 
 
 def watched(plan: FleetPlan) -> list[PlannedDatabase]:
@@ -96,7 +96,7 @@ def test_access_denied_in_one_region_fails_only_that_unit(
     )
     exporter = sandbox_exporter(sandbox_config(sandbox, fleet))
     exporter.poller.run_round()
-    text = generate_latest(exporter.registry).decode()
+    text = exporter.metrics.render().decode()
     success = {
         (dict(k)["account_id"], dict(k)["region"]): v
         for k, v in samples(text, "drwatch_collector_success").items()
@@ -121,7 +121,7 @@ def test_access_denied_in_one_region_fails_only_that_unit(
 
     sandbox.faults.clear()
     exporter.poller.run_round()
-    text = generate_latest(exporter.registry).decode()
+    text = exporter.metrics.render().decode()
     assert value(text, "drwatch_collector_success", account_id=account, region=region) == 1
 
 
@@ -152,6 +152,10 @@ def test_http_endpoints_and_promtool_on_live_output(sandbox: Sandbox, fleet: Fle
             body = response.read().decode()
         with urllib.request.urlopen(f"{base}/") as landing:
             page = landing.read().decode()
+        request = urllib.request.Request(f"{base}/metrics", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request) as compressed:
+            assert compressed.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(compressed.read()).decode() == body
     finally:
         server.stop()
         exporter.close()

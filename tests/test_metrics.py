@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import shutil
 import subprocess
 from datetime import timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.aws import ApiStats
 from exporter.collectors.base import ObserveContext
 from exporter.collectors.rds import RdsRecords, observe
 from exporter.config import parse_config
-from exporter.metrics import DrwatchMetrics
+from exporter.metrics import MetricsView
 from exporter.model import UnitKey, UnitRun
 from exporter.poller import UnitSchedule, UnitStatus
 from tests.test_rds_observe import ACCOUNT, NOW, instance, snapshot
@@ -46,9 +47,7 @@ def status(healthy: bool = True, with_data: bool = True) -> UnitStatus:
 
 
 def render(*statuses: UnitStatus, stats: ApiStats | None = None) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DrwatchMetrics(lambda: statuses, stats or ApiStats(), CONFIG.tiers))
-    return generate_latest(registry).decode()
+    return MetricsView(lambda: statuses, stats or ApiStats(), CONFIG.tiers).render().decode()
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -158,3 +157,15 @@ def test_output_passes_promtool_check_metrics() -> None:
 def test_self_metric_families_are_always_present(family: str) -> None:
     names = {f.name for f in text_string_to_metric_families(render())}
     assert family in names
+
+
+def test_cached_part_follows_every_swap_and_gzip_matches_plain() -> None:
+    current = [status()]
+    view = MetricsView(lambda: current, ApiStats(), CONFIG.tiers)
+    first = view.render()
+    assert view.render() == first
+    assert gzip.decompress(view.render(gzipped=True)) == first  # two gzip members, one stream
+    gone = status(with_data=False)
+    current = [dataclasses.replace(gone, runs=gone.runs + 1)]
+    assert b'resource="orders"' in first
+    assert b'resource="orders"' not in view.render()
