@@ -19,6 +19,7 @@ from exporter.sandbox.fleet import FleetPlan, PlannedDatabase
 from exporter.sandbox.server import Sandbox
 from exporter.server import HttpServer
 from tests.conftest import NOW, OperationRecorder, sandbox_config, sandbox_exporter
+from tests.helpers import FakeClock
 from tests.test_metrics import samples, value
 
 GOLDEN = Path(__file__).parent / "golden" / "rds.prom"
@@ -193,3 +194,23 @@ def test_golden_exposition(sandbox: Sandbox, fleet: FleetPlan, update_golden: bo
     if update_golden:
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text(), "run pytest --update-golden and review the diff"
+
+
+class SteppingClock(FakeClock):
+    """Every monotonic reading is 100 s after the previous one: paging outlives any timeout."""
+
+    def monotonic(self) -> float:
+        self.advance(100)
+        return super().monotonic()
+
+
+def test_a_unit_past_its_timeout_stops_paging_and_fails(sandbox: Sandbox, fleet: FleetPlan) -> None:
+    config = sandbox_config(sandbox, fleet, collectors={"rds": {"interval": 60, "timeout": 90}})
+    exporter = sandbox_exporter(config, clock=SteppingClock(NOW))
+    exporter.poller.run_round()
+    statuses = exporter.poller.snapshot()
+    assert {s.last_run.error_code for s in statuses if s.last_run} == {"UnitDeadlineError"}
+    for status in statuses:
+        assert status.last_run is not None
+        rds_calls = {k: v for k, v in status.last_run.api_calls.items() if k.startswith("rds:")}
+        assert rds_calls == {"rds:DescribeDBInstances": 1}  # stopped after the first page

@@ -1,0 +1,89 @@
+"""`drwatch serve` as a real process: readiness, scrape, clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from exporter.sandbox.fleet import FleetPlan
+from exporter.sandbox.server import Sandbox
+from tests.test_cli import SANDBOX_ENV
+
+SECRET = "never-log-this-secret-key"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[str], attempts: int = 300) -> None:
+    """Polls readiness; waiting on the process between attempts also notices an early exit."""
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass  # not listening yet, or 503 before the first round
+        try:
+            process.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"drwatch serve exited early: {process.communicate()}")
+    raise AssertionError("drwatch serve never became ready")
+
+
+def test_serve_polls_serves_and_exits_cleanly_on_sigterm(
+    tmp_path: Path, sandbox: Sandbox, fleet: FleetPlan
+) -> None:
+    config = tmp_path / "drwatch.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "accounts": [
+                    {"id": a, "role_arn": f"arn:aws:iam::{a}:role/drwatch-read"}
+                    for a in fleet.spec.accounts
+                ],
+                "regions": list(fleet.spec.regions),
+                "aws": {"endpoint_url": sandbox.endpoint_url},
+            }
+        )
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "serve",
+            "--config",
+            str(config),
+            "--listen-address",
+            f"127.0.0.1:{port}",
+        ],
+        env={**SANDBOX_ENV, "AWS_SECRET_ACCESS_KEY": SECRET, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/-/ready", process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            body = response.read().decode()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert body.count("drwatch_resource_info{") == len(fleet.databases)
+    assert "serving on http://127.0.0.1" in stderr
+    assert SECRET not in stderr + body
