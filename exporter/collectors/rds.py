@@ -12,7 +12,7 @@ allocated figure is an upper bound, not the bill.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -74,60 +74,79 @@ def fetch(ctx: CollectContext) -> RdsRecords:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DatabaseKind:
+    resource_type: str
+    id_key: str
+    arn_key: str
+
+
+DB_INSTANCE = DatabaseKind("db_instance", "DBInstanceIdentifier", "DBInstanceArn")
+DB_CLUSTER = DatabaseKind("db_cluster", "DBClusterIdentifier", "DBClusterArn")
+
+
 def observe(records: RdsRecords, ctx: ObserveContext) -> Observations:
-    resources: list[Resource] = []
-    states: list[RecoveryState] = []
-    earliest_by_resource_id = local_restore_window_starts(records.automated_backups, ctx.region)
-    instance_snapshots = group_by(records.snapshots, "DBInstanceIdentifier")
-    for instance in records.instances:
-        if instance.get("DBClusterIdentifier"):
-            continue  # a cluster member: its backups belong to the cluster
-        resource = resource_of(
-            instance, "db_instance", "DBInstanceIdentifier", "DBInstanceArn", ctx
-        )
-        resources.append(resource)
-        earliest = earliest_by_resource_id.get(str(instance.get("DbiResourceId", "")))
-        states.extend(
-            recovery_states(
-                resource.ref,
-                instance,
-                earliest,
-                local_snapshots(instance_snapshots, resource, ctx),
-                ctx,
-            )
-        )
+    window_starts = local_restore_window_starts(records.automated_backups, ctx.region)
+    # A cluster member's backups belong to its cluster.
+    standalone = [i for i in records.instances if not i.get("DBClusterIdentifier")]
     cluster_snapshots = [normalise_cluster_snapshot(s) for s in records.cluster_snapshots]
-    by_cluster = group_by(cluster_snapshots, "DBInstanceIdentifier")
-    for cluster in records.clusters:
-        resource = resource_of(cluster, "db_cluster", "DBClusterIdentifier", "DBClusterArn", ctx)
-        resources.append(resource)
-        earliest = cluster.get("EarliestRestorableTime")
-        states.extend(
-            recovery_states(
-                resource.ref, cluster, earliest, local_snapshots(by_cluster, resource, ctx), ctx
-            )
-        )
-    states.extend(snapshot_copies(records.snapshots, "db_instance", ctx))
-    states.extend(snapshot_copies(cluster_snapshots, "db_cluster", ctx))
+    instances = observe_databases(
+        DB_INSTANCE,
+        standalone,
+        records.snapshots,
+        lambda item: window_starts.get(str(item.get("DbiResourceId", ""))),
+        ctx,
+    )
+    clusters = observe_databases(
+        DB_CLUSTER,
+        records.clusters,
+        cluster_snapshots,
+        lambda item: item.get("EarliestRestorableTime"),
+        ctx,
+    )
     replicated = [b for b in records.automated_backups if b.get("Region") != ctx.region]
-    states.extend(replicated_backup_state(b, ctx) for b in replicated)
     return Observations(
-        resources=tuple(resources),
-        recovery_states=tuple(states),
+        resources=instances.resources + clusters.resources,
+        recovery_states=(
+            *instances.recovery_states,
+            *clusters.recovery_states,
+            *snapshot_copies(records.snapshots, DB_INSTANCE.resource_type, ctx),
+            *snapshot_copies(cluster_snapshots, DB_CLUSTER.resource_type, ctx),
+            *(replicated_backup_state(b, ctx) for b in replicated),
+        ),
         replication_states=tuple(replication_of(b, ctx) for b in replicated),
     )
 
 
-def resource_of(
-    item: Record, resource_type: str, id_key: str, arn_key: str, ctx: ObserveContext
-) -> Resource:
+def observe_databases(
+    kind: DatabaseKind,
+    items: Iterable[Record],
+    snapshots: Iterable[Record],
+    earliest_restorable: Callable[[Record], datetime | None],
+    ctx: ObserveContext,
+) -> Observations:
+    """Resources and their local recovery states, for instances or for clusters."""
+    by_identifier = group_by(snapshots, "DBInstanceIdentifier")
+    resources: list[Resource] = []
+    states: list[RecoveryState] = []
+    for item in items:
+        resource = resource_of(item, kind, ctx)
+        resources.append(resource)
+        own_snapshots = local_snapshots(by_identifier, resource, ctx)
+        states.extend(
+            recovery_states(resource.ref, item, earliest_restorable(item), own_snapshots, ctx)
+        )
+    return Observations(resources=tuple(resources), recovery_states=tuple(states))
+
+
+def resource_of(item: Record, kind: DatabaseKind, ctx: ObserveContext) -> Resource:
     tags = tags_of(item.get("TagList"))
-    identifier = str(item[id_key])
+    identifier = str(item[kind.id_key])
     return Resource(
-        ref=ResourceRef(ctx.account_id, ctx.region, SERVICE, resource_type, identifier),
+        ref=ResourceRef(ctx.account_id, ctx.region, SERVICE, kind.resource_type, identifier),
         name=identifier,
         tier=ctx.tiers.tier_for(tags),
-        arn=str(item.get(arn_key, "")),
+        arn=str(item.get(kind.arn_key, "")),
         tags=sorted_tags(tags),
         deletion_protection=bool(item.get("DeletionProtection", False)),
     )
