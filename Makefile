@@ -39,6 +39,8 @@ test: lint typecheck unit
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/rds_poll.py
+	$(BIN)/python bench/backup_poll.py
+	$(BIN)/python bench/history.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

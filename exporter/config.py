@@ -32,6 +32,8 @@ import yaml
 __all__ = [
     "DEFAULT_ENABLED_COLLECTORS",
     "DEFAULT_HISTORY_PATH",
+    "DEFAULT_HISTORY_RAW_DAYS",
+    "DEFAULT_HISTORY_RETENTION_DAYS",
     "DEFAULT_INTERVALS",
     "DEFAULT_LISTEN_ADDRESS",
     "DEFAULT_PORT",
@@ -42,6 +44,7 @@ __all__ = [
     "CollectorConfig",
     "Config",
     "ConfigError",
+    "HistoryConfig",
     "PollerConfig",
     "TierConfig",
     "TierTarget",
@@ -83,6 +86,11 @@ class TierTarget:
 DEFAULT_PORT: Final = 9638
 DEFAULT_LISTEN_ADDRESS: Final = f"0.0.0.0:{DEFAULT_PORT}"
 DEFAULT_HISTORY_PATH: Final = "drwatch-history.db"
+# Raw polls are kept 35 days (a month's report plus margin), then rolled up per day;
+# rollups are kept about 7 years (2557 days), a common audit-evidence horizon.
+DEFAULT_HISTORY_RAW_DAYS: Final = 35
+DEFAULT_HISTORY_RETENTION_DAYS: Final = 2557
+MAX_HISTORY_DAYS: Final = 36600
 DEFAULT_SESSION_NAME: Final = "drwatch"
 
 KNOWN_COLLECTORS: Final[tuple[str, ...]] = (
@@ -110,7 +118,7 @@ DEFAULT_INTERVALS: Final[Mapping[str, float]] = MappingProxyType(
     }
 )
 # Only the collectors that exist so far are on by default.
-DEFAULT_ENABLED_COLLECTORS: Final[frozenset[str]] = frozenset({"rds"})
+DEFAULT_ENABLED_COLLECTORS: Final[frozenset[str]] = frozenset({"rds", "backup"})
 # Three missed polls before data counts as stale: one failure is routine.
 DEFAULT_STALE_AFTER_INTERVALS: Final = 3
 # Polling faster than once a minute mostly buys AWS throttling and API cost.
@@ -207,6 +215,15 @@ class PollerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryConfig:
+    """Where the evidence history lives and how long raw and rolled-up data are kept."""
+
+    path: str = DEFAULT_HISTORY_PATH
+    raw_days: int = DEFAULT_HISTORY_RAW_DAYS
+    retention_days: int = DEFAULT_HISTORY_RETENTION_DAYS
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole, validated drwatch configuration."""
 
@@ -217,7 +234,12 @@ class Config:
     aws: AwsConfig = AwsConfig()
     poller: PollerConfig = PollerConfig()
     listen_address: str = DEFAULT_LISTEN_ADDRESS
-    history_path: str = DEFAULT_HISTORY_PATH
+    history: HistoryConfig = HistoryConfig()
+
+    @property
+    def history_path(self) -> str:
+        """``history.path``; the old top-level ``history_path`` key still sets it."""
+        return self.history.path
 
     @property
     def listen_host(self) -> str:
@@ -243,6 +265,7 @@ class Config:
 _TOP_FIELDS: Final = (
     "listen_address",
     "history_path",
+    "history",
     "accounts",
     "regions",
     "collectors",
@@ -263,6 +286,7 @@ _AWS_FIELDS: Final = (
     "max_pool_connections",
 )
 _POLLER_FIELDS: Final = ("max_workers",)
+_HISTORY_FIELDS: Final = ("path", "raw_days", "retention_days")
 
 # Field used for problems with the document as a whole (e.g. a YAML list).
 _ROOT_FIELD: Final = "<root>"
@@ -328,7 +352,7 @@ def parse_config(data: object) -> Config:
         aws=_parse_aws(root.get("aws"), "aws"),
         poller=_parse_poller(root.get("poller"), "poller"),
         listen_address=listen_address,
-        history_path=_parse_history_path(root.get("history_path"), "history_path"),
+        history=_parse_history(root.get("history"), root.get("history_path")),
     )
 
 
@@ -889,6 +913,32 @@ def _listen_port(port_text: str, path: str) -> int:
     if not 1 <= port <= 65535:
         raise ConfigError(path, "port must be between 1 and 65535")
     return port
+
+
+def _parse_history(value: object, legacy_path: object) -> HistoryConfig:
+    fields = _fields(value, "history", _HISTORY_FIELDS)
+    if legacy_path is not None and fields.get("path") is not None:
+        raise ConfigError(
+            "history_path", "replaced by history.path; set only history.path, not both"
+        )
+    path_value = fields.get("path", legacy_path)
+    path_field = "history.path" if fields.get("path") is not None else "history_path"
+    raw_days = _optional_days(fields.get("raw_days"), "history.raw_days", DEFAULT_HISTORY_RAW_DAYS)
+    retention_days = _optional_days(
+        fields.get("retention_days"), "history.retention_days", DEFAULT_HISTORY_RETENTION_DAYS
+    )
+    # Rollups are made from raw data; keeping them for less time than raw data is a mistake.
+    if retention_days < raw_days:
+        raise ConfigError("history.retention_days", f"must be >= history.raw_days ({raw_days})")
+    return HistoryConfig(
+        path=_parse_history_path(path_value, path_field),
+        raw_days=raw_days,
+        retention_days=retention_days,
+    )
+
+
+def _optional_days(value: object, path: str, default: int) -> int:
+    return default if value is None else _integer(value, path, 1, MAX_HISTORY_DAYS)
 
 
 def _parse_history_path(value: object, path: str) -> str:

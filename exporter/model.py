@@ -115,6 +115,87 @@ class ReplicationState:
 
 
 @dataclass(frozen=True, slots=True)
+class VaultState:
+    """One AWS Backup vault: lock, key and what its recovery points add up to."""
+
+    account_id: str
+    region: str
+    vault: str
+    vault_type: str
+    encryption_key_type: str
+    locked: bool
+    lock_min_retention_days: int | None = None
+    lock_max_retention_days: int | None = None
+    warm_points: int = 0
+    cold_points: int = 0
+    warm_bytes: int = 0
+    cold_bytes: int = 0
+    incomplete_points: int = 0  # PARTIAL, EXPIRED, STOPPED: not restorable as a whole
+    never_expire_points: int = 0
+    unencrypted_points: int = 0
+    oldest_point: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JobCount:
+    """Jobs of one kind by vault, resource type, state and message category in a window."""
+
+    account_id: str
+    region: str
+    kind: str  # backup | copy | restore
+    vault: str
+    resource_type: str
+    state: str
+    message_category: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceJobState:
+    """The newest finished jobs of one kind for one resource (per destination or test plan)."""
+
+    ref: ResourceRef
+    kind: str  # backup | copy | restore
+    last_success: datetime | None = None  # completion time
+    last_failure: datetime | None = None
+    last_duration_seconds: float | None = None  # of the newest finished job
+    last_size_bytes: int | None = None
+    destination_account_id: str = ""  # copy jobs
+    destination_region: str = ""  # copy jobs
+    restore_testing_plan: str = ""  # restore jobs; "" for restores started by hand
+    last_validated: bool | None = None  # restore jobs: newest validation SUCCESSFUL
+
+
+@dataclass(frozen=True, slots=True)
+class BackupCoverage:
+    """A resource AWS Backup holds points of, and whether a plan's selection still names it.
+
+    `selected` is None when a selection uses tag conditions drwatch cannot evaluate.
+    """
+
+    ref: ResourceRef
+    selected: bool | None
+    last_backup: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRuleState:
+    """One rule of an AWS Backup plan."""
+
+    account_id: str
+    region: str
+    plan: str
+    rule: str
+    vault: str
+    schedule: str
+    continuous: bool
+    delete_after_days: int | None = None
+    cold_after_days: int | None = None
+    copy_destinations: tuple[tuple[str, str], ...] = ()  # (account_id, region)
+    selections: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Observations:
     """Everything one unit run saw. Collectors return it; metrics and history consume it."""
 
@@ -122,6 +203,12 @@ class Observations:
     recovery_states: tuple[RecoveryState, ...] = ()
     job_events: tuple[JobEvent, ...] = ()
     replication_states: tuple[ReplicationState, ...] = ()
+    vault_states: tuple[VaultState, ...] = ()
+    job_counts: tuple[JobCount, ...] = ()  # jobs finished in the collector's window
+    job_summaries: tuple[JobCount, ...] = ()  # AWS's own summary counts (vault "")
+    resource_job_states: tuple[ResourceJobState, ...] = ()
+    backup_coverage: tuple[BackupCoverage, ...] = ()
+    plan_rules: tuple[PlanRuleState, ...] = ()
 
     def __len__(self) -> int:
         return (
@@ -129,6 +216,12 @@ class Observations:
             + len(self.recovery_states)
             + len(self.job_events)
             + len(self.replication_states)
+            + len(self.vault_states)
+            + len(self.job_counts)
+            + len(self.job_summaries)
+            + len(self.resource_job_states)
+            + len(self.backup_coverage)
+            + len(self.plan_rules)
         )
 
 

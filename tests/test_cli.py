@@ -63,7 +63,7 @@ def test_iam_policy_for_a_config_with_nothing_enabled_is_empty(tmp_path: Path) -
             {
                 "accounts": [{"id": "111111111111"}],
                 "regions": ["eu-west-1"],
-                "collectors": {"rds": {"enabled": False}},
+                "collectors": {"rds": {"enabled": False}, "backup": {"enabled": False}},
             }
         )
     )
@@ -104,7 +104,8 @@ def test_poll_once_json_prints_every_unit(
     code, out, _ = invoke("poll", "--config", str(config), "--once", "--json", env=SANDBOX_ENV)
     assert code == 0
     units = json.loads(out)["units"]
-    assert len(units) == len(fleet.spec.accounts) * len(fleet.spec.regions)
+    collectors = ("rds", "backup")  # enabled by default
+    assert len(units) == len(collectors) * len(fleet.spec.accounts) * len(fleet.spec.regions)
     assert all(u["run"]["success"] for u in units)
     ids = {r["ref"]["resource_id"] for u in units for r in u["observations"]["resources"]}
     assert ids == {db.identifier for db in fleet.databases}

@@ -121,7 +121,7 @@ def test_minimal_config_gets_defaults() -> None:
         900,
         300,
     )
-    assert config.enabled_collectors() == ("rds",)
+    assert config.enabled_collectors() == ("rds", "backup")
     assert config.tiers.tag_key == "dr-tier"
     assert config.tiers.default_tier == "standard"
     assert dict(config.tiers.targets) == {
@@ -143,7 +143,7 @@ def test_every_known_collector_gets_its_default_schedule() -> None:
     config = parse_config(MINIMAL)
     assert tuple(config.collectors) == KNOWN_COLLECTORS == tuple(DEFAULT_INTERVALS)
     for name, collector in config.collectors.items():
-        assert collector.enabled == (name == "rds")
+        assert collector.enabled == (name in {"rds", "backup"})
         assert collector.interval_seconds == DEFAULT_INTERVALS[name] >= 60
         assert collector.stale_after_seconds == 3 * collector.interval_seconds
         assert collector.timeout_seconds == collector.interval_seconds
@@ -390,7 +390,7 @@ def test_arbitrary_yaml_text_gives_config_or_config_error(text: str) -> None:
 
 def test_example_file_loads() -> None:
     config = load_config(EXAMPLE)
-    assert config.enabled_collectors() == ("rds",)
+    assert config.enabled_collectors() == ("rds", "backup")
     assert config.tiers == TierConfig()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.sandbox.backup_fleet import plan_backup_fleet, spec_for
 from exporter.sandbox.demo import sandbox_config, sandbox_exporter
 from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
@@ -165,7 +166,16 @@ def test_stale_resources_breach_their_rpo_in_prometheus(
 def test_unprotected_resources_alert(firing: list[dict[str, Any]], live_fleet: FleetPlan) -> None:
     disabled = {db.identifier for db in live_fleet.databases if db.scenario == "backups_disabled"}
     assert disabled
-    assert resources_with(firing, "DrwatchResourceUnprotected") == disabled
+    # AWS Backup tables whose plan selection no longer names them are unprotected too.
+    backup = plan_backup_fleet(spec_for(live_fleet))
+    unselected = {
+        r.arn.rsplit("/", 1)[-1]
+        for unit in backup.units
+        for r in unit.resources
+        if r.scenario == "unselected"
+    }
+    assert unselected
+    assert resources_with(firing, "DrwatchResourceUnprotected") == disabled | unselected
 
 
 def test_healthy_resources_fire_no_resource_alert(

@@ -10,11 +10,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 from exporter.sandbox.fleet import FleetPlan
 from exporter.sandbox.server import Sandbox
-from tests.test_cli import SANDBOX_ENV
+from tests.test_cli import SANDBOX_ENV, sandbox_config_file
 
 SECRET = "never-log-this-secret-key"
 
@@ -44,19 +42,7 @@ def wait_ready(url: str, process: subprocess.Popen[str], attempts: int = 300) ->
 def test_serve_polls_serves_and_exits_cleanly_on_sigterm(
     tmp_path: Path, sandbox: Sandbox, fleet: FleetPlan
 ) -> None:
-    config = tmp_path / "drwatch.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "accounts": [
-                    {"id": a, "role_arn": f"arn:aws:iam::{a}:role/drwatch-read"}
-                    for a in fleet.spec.accounts
-                ],
-                "regions": list(fleet.spec.regions),
-                "aws": {"endpoint_url": sandbox.endpoint_url},
-            }
-        )
-    )
+    config = sandbox_config_file(tmp_path, sandbox, fleet)
     port = free_port()
     process = subprocess.Popen(
         [

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from exporter.collectors.backup import BackupCollector
 from exporter.collectors.base import Collector
 from exporter.collectors.rds import RdsCollector
 
-COLLECTORS: tuple[type[Collector], ...] = (RdsCollector,)
+COLLECTORS: tuple[type[Collector], ...] = (BackupCollector, RdsCollector)
 
 
 def collector_classes(names: tuple[str, ...] | None = None) -> tuple[type[Collector], ...]:

@@ -47,11 +47,19 @@ class CollectContext:
         return self.client_for(service)
 
     def paginate(
-        self, client: Any, operation: str, result_key: str, **params: Any
+        self,
+        client: Any,
+        operation: str,
+        result_key: str,
+        page_size: int = MAX_PAGE_SIZE,
+        **params: Any,
     ) -> Iterator[Any]:
-        """Every item of a paginated list call, at the maximum page size, within the deadline."""
+        """Every item of a paginated list call, at the maximum page size, within the deadline.
+
+        `page_size` is for services whose largest page is not 100 (AWS Backup: 1000).
+        """
         paginator = client.get_paginator(operation)
-        config = {"PageSize": MAX_PAGE_SIZE}
+        config = {"PageSize": page_size}
         for page in paginator.paginate(PaginationConfig=config, **params):
             yield from page.get(result_key, ())
             if self.monotonic() > self.deadline:

@@ -10,7 +10,8 @@ import botocore.session
 
 from exporter.aws import EventHandler
 from exporter.config import Config, parse_config
-from exporter.poller import Clock
+from exporter.poller import Clock, ResultSink
+from exporter.sandbox.backfill import BackfillSpec, backfill_results
 from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
 from exporter.service import Exporter, build_exporter
@@ -33,7 +34,10 @@ def sandbox_config(endpoint_url: str, spec: FleetSpec, interval: int = 60, **ext
             for account in spec.accounts
         ],
         "regions": list(spec.regions),
-        "collectors": {"rds": {"enabled": True, "interval": interval}},
+        "collectors": {
+            "rds": {"enabled": True, "interval": interval},
+            "backup": {"enabled": True, "interval": interval},
+        },
         "aws": {"endpoint_url": endpoint_url, "max_attempts": 2},
     }
     data.update(extra)
@@ -64,15 +68,23 @@ def run_demo(
     interval: int,
     now: datetime,
     run: Callable[[Exporter], None],
+    on_result: ResultSink | None = None,
+    backfill_days: int = 0,
 ) -> None:
     """Seeds a mixed fleet into a fresh sandbox and hands the exporter to `run`.
 
     The seeded times are fixed at `now`: the longer a demo runs, the older every recovery
-    point gets, exactly as if backups had stopped at start-up.
+    point gets, exactly as if backups had stopped at start-up. With `on_result` (the history
+    sink), `backfill_days` of simulated past polls of the same fleet go to it first, and then
+    every live poll.
     """
     spec = FleetSpec(seed=seed, rds_instances=instances, aurora_clusters=clusters, now=now)
+    plan = plan_fleet(spec)
+    if on_result is not None and backfill_days > 0:
+        for past in backfill_results(plan, BackfillSpec(end=now, days=backfill_days)):
+            on_result(past)
     with Sandbox() as sandbox:
         sandbox.reset()  # moto's state is per process: start from an empty estate
-        seed_fleet(sandbox, plan_fleet(spec))
-        exporter = sandbox_exporter(sandbox_config(sandbox.endpoint_url, spec, interval))
-        run(exporter)
+        seed_fleet(sandbox, plan)
+        config = sandbox_config(sandbox.endpoint_url, spec, interval)
+        run(sandbox_exporter(config, on_result=on_result))

@@ -17,7 +17,7 @@ depend on the tier. Tags are untrusted input: one team tag is an HTML payload, o
 boto3 (one assumed-role client per account and region, in a small thread pool), and edits
 moto's in-process backends for what the API cannot express: creation times, snapshots with
 their types, times and statuses, restorable times, replicated automated backups and copy
-provenance.
+provenance. It then seeds the AWS Backup part of the estate (`backup_fleet`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from moto.rds.models import DBClusterSnapshot, DBSnapshot, RDSBackend, rds_backends
 
+from exporter.sandbox.backup_fleet import plan_backup_fleet, seed_backup_fleet, spec_for
 from exporter.sandbox.moto_extensions import (
     install_moto_extensions,
     plan_latest_restorable_time,
@@ -521,6 +522,8 @@ def seed_fleet(sandbox: Sandbox, plan: FleetPlan) -> None:
         _run_all(pool.map(lambda db: _copy_through_api(clients, db), plan.databases))
     for db in plan.databases:
         _align_copies(db)
+    # AWS Backup protects every other database of each unit, plus a few DynamoDB tables.
+    seed_backup_fleet(sandbox, plan_backup_fleet(spec_for(plan)))
 
 
 def _run_all(results: Iterator[None]) -> None:

@@ -28,6 +28,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from exporter.sandbox.backup_moto import install_backup_extensions
 from exporter.sandbox.faults import FaultInjector, FaultMiddleware
 from exporter.sandbox.moto_extensions import install_moto_extensions
 from exporter.sandbox.validation import register_validation
@@ -83,6 +84,7 @@ class Sandbox:
         if self._server is not None:
             return self
         install_moto_extensions()
+        install_backup_extensions()
         self._server = make_server(
             self._host,
             self._port,
