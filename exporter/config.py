@@ -21,13 +21,15 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_ENABLED_COLLECTORS",
@@ -457,6 +459,18 @@ def _mapping(value: object, path: str) -> Mapping[str, object]:
     return value
 
 
+def _optional(
+    fields: Mapping[str, object],
+    path: str,
+    key: str,
+    default: _T,
+    parse: Callable[[object, str], _T],
+) -> _T:
+    """The parsed field, or its default when missing or null (null means default)."""
+    value = fields.get(key)
+    return default if value is None else parse(value, _child(path, key))
+
+
 def _fields(value: object, path: str, allowed: Sequence[str]) -> Mapping[str, object]:
     """A mapping whose keys are all in ``allowed``; ``None`` reads as empty."""
     fields = _mapping({} if value is None else value, path)
@@ -581,7 +595,6 @@ def _parse_account(value: object, path: str) -> AccountConfig:
     account_id = _parse_account_id(fields.get("id"), _child(path, "id"))
     name = fields.get("name")
     role_arn = _parse_role_arn(fields.get("role_arn"), _child(path, "role_arn"), account_id)
-    session_name = fields.get("session_name")
     return AccountConfig(
         id=account_id,
         name=account_id if name is None else _string(name, _child(path, "name")),
@@ -589,10 +602,8 @@ def _parse_account(value: object, path: str) -> AccountConfig:
         external_id=_parse_external_id(
             fields.get("external_id"), _child(path, "external_id"), role_arn
         ),
-        session_name=(
-            DEFAULT_SESSION_NAME
-            if session_name is None
-            else _parse_session_name(session_name, _child(path, "session_name"))
+        session_name=_optional(
+            fields, path, "session_name", DEFAULT_SESSION_NAME, _parse_session_name
         ),
     )
 
@@ -682,18 +693,13 @@ def _parse_collectors(value: object, path: str) -> Mapping[str, CollectorConfig]
 
 def _parse_collector(name: str, value: object, path: str) -> CollectorConfig:
     fields = _fields(value, path, _COLLECTOR_FIELDS)
-    enabled = fields.get("enabled")
     interval = _parse_interval(fields.get("interval"), _child(path, "interval"), name)
     stale_after = _parse_stale_after(
         fields.get("stale_after"), _child(path, "stale_after"), interval
     )
     timeout = _parse_timeout(fields.get("timeout"), _child(path, "timeout"), interval, stale_after)
     return CollectorConfig(
-        enabled=(
-            name in DEFAULT_ENABLED_COLLECTORS
-            if enabled is None
-            else _boolean(enabled, _child(path, "enabled"))
-        ),
+        enabled=_optional(fields, path, "enabled", name in DEFAULT_ENABLED_COLLECTORS, _boolean),
         interval_seconds=interval,
         stale_after_seconds=stale_after,
         timeout_seconds=timeout,
@@ -733,7 +739,6 @@ def _parse_timeout(value: object, path: str, interval: float, stale_after: float
 
 def _parse_tiers(value: object, path: str) -> TierConfig:
     fields = _fields(value, path, _TIER_FIELDS)
-    tag_key = fields.get("tag_key")
     targets_value = fields.get("targets")
     # User targets replace the defaults wholesale: merging would leave tiers
     # behind that the user believes are gone.
@@ -743,11 +748,7 @@ def _parse_tiers(value: object, path: str) -> TierConfig:
         else _parse_tier_targets(targets_value, _child(path, "targets"))
     )
     return TierConfig(
-        tag_key=(
-            DEFAULT_TIER_TAG_KEY
-            if tag_key is None
-            else _parse_tag_key(tag_key, _child(path, "tag_key"))
-        ),
+        tag_key=_optional(fields, path, "tag_key", DEFAULT_TIER_TAG_KEY, _parse_tag_key),
         default_tier=_parse_default_tier(fields.get("default"), _child(path, "default"), targets),
         targets=targets,
     )
@@ -803,42 +804,28 @@ def _required_positive_duration(fields: Mapping[str, object], key: str, path: st
 
 def _parse_aws(value: object, path: str) -> AwsConfig:
     fields = _fields(value, path, _AWS_FIELDS)
-    endpoint_url = fields.get("endpoint_url")
-    retry_mode = fields.get("retry_mode")
-    max_attempts = fields.get("max_attempts")
-    connect_timeout = fields.get("connect_timeout")
-    read_timeout = fields.get("read_timeout")
-    max_pool_connections = fields.get("max_pool_connections")
     return AwsConfig(
-        endpoint_url=(
-            None
-            if endpoint_url is None
-            else _parse_endpoint_url(endpoint_url, _child(path, "endpoint_url"))
+        endpoint_url=_optional(fields, path, "endpoint_url", None, _parse_endpoint_url),
+        retry_mode=_optional(fields, path, "retry_mode", DEFAULT_RETRY_MODE, _parse_retry_mode),
+        max_attempts=_optional(
+            fields,
+            path,
+            "max_attempts",
+            DEFAULT_MAX_ATTEMPTS,
+            lambda v, p: _integer(v, p, 1, MAX_ATTEMPTS_LIMIT),
         ),
-        retry_mode=(
-            DEFAULT_RETRY_MODE
-            if retry_mode is None
-            else _parse_retry_mode(retry_mode, _child(path, "retry_mode"))
+        connect_timeout_seconds=_optional(
+            fields, path, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_SECONDS, _positive_duration
         ),
-        max_attempts=(
-            DEFAULT_MAX_ATTEMPTS
-            if max_attempts is None
-            else _integer(max_attempts, _child(path, "max_attempts"), 1, MAX_ATTEMPTS_LIMIT)
+        read_timeout_seconds=_optional(
+            fields, path, "read_timeout", DEFAULT_READ_TIMEOUT_SECONDS, _positive_duration
         ),
-        connect_timeout_seconds=(
-            DEFAULT_CONNECT_TIMEOUT_SECONDS
-            if connect_timeout is None
-            else _positive_duration(connect_timeout, _child(path, "connect_timeout"))
-        ),
-        read_timeout_seconds=(
-            DEFAULT_READ_TIMEOUT_SECONDS
-            if read_timeout is None
-            else _positive_duration(read_timeout, _child(path, "read_timeout"))
-        ),
-        max_pool_connections=(
-            DEFAULT_MAX_POOL_CONNECTIONS
-            if max_pool_connections is None
-            else _integer(max_pool_connections, _child(path, "max_pool_connections"), 1)
+        max_pool_connections=_optional(
+            fields,
+            path,
+            "max_pool_connections",
+            DEFAULT_MAX_POOL_CONNECTIONS,
+            lambda v, p: _integer(v, p, 1),
         ),
     )
 
@@ -865,12 +852,13 @@ def _parse_retry_mode(value: object, path: str) -> str:
 
 def _parse_poller(value: object, path: str) -> PollerConfig:
     fields = _fields(value, path, _POLLER_FIELDS)
-    max_workers = fields.get("max_workers")
     return PollerConfig(
-        max_workers=(
-            DEFAULT_MAX_WORKERS
-            if max_workers is None
-            else _integer(max_workers, _child(path, "max_workers"), 1, MAX_WORKERS_LIMIT)
+        max_workers=_optional(
+            fields,
+            path,
+            "max_workers",
+            DEFAULT_MAX_WORKERS,
+            lambda v, p: _integer(v, p, 1, MAX_WORKERS_LIMIT),
         )
     )
 
