@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -30,6 +30,9 @@ from exporter.config import (
 from exporter.iam import policy_document
 from exporter.model import to_jsonable
 from exporter.service import build_exporter
+
+if TYPE_CHECKING:
+    from exporter.sandbox.stack import LocalStack
 from reports.history import HistoryError, HistoryStore, open_reader
 from reports.history_chain import verify_chain
 from reports.history_compact import compact
@@ -239,6 +242,17 @@ def run_until_signalled(start: Callable[[], Any], close: Callable[[], None], hos
     show_default=True,
     help="Days of simulated history (0: none).",
 )
+@click.option(
+    "--prometheus/--no-prometheus",
+    "with_prometheus",
+    default=True,
+    show_default=True,
+    help="Also run Prometheus and Alertmanager (when installed) with the shipped alert rules.",
+)
+@click.option("--prometheus-port", default=19090, show_default=True, help="Local Prometheus port.")
+@click.option(
+    "--alertmanager-port", default=19093, show_default=True, help="Local Alertmanager port."
+)
 @log_level_option
 def demo(
     port: int,
@@ -248,6 +262,9 @@ def demo(
     interval: int,
     history_path: Path,
     backfill_days: int,
+    with_prometheus: bool,
+    prometheus_port: int,
+    alertmanager_port: int,
     log_level: str,
 ) -> None:
     """Run the exporter against a simulated AWS estate (moto sandbox) with a mixed fleet.
@@ -260,6 +277,7 @@ def demo(
     from exporter.sandbox.demo import run_demo  # the sandbox needs the `sandbox` extra
 
     setup_logging(log_level)
+    stack = DemoStack(with_prometheus, prometheus_port, alertmanager_port, history_path.parent)
     # Backfill only a history without polls: simulated past after real polls would not
     # read as a timeline.
     fresh = not history_path.exists() or not has_polls(history_path)
@@ -275,8 +293,8 @@ def demo(
         on_result=writer.submit,
         backfill_days=backfill_days if fresh else 0,
         run=lambda exporter: run_until_signalled(
-            lambda: _serve_and_announce(exporter, port),
-            close_all(exporter.close, writer.close),
+            lambda: _serve_and_announce(exporter, port, stack),
+            close_all(exporter.close, writer.close, stack.stop),
             "127.0.0.1",
         ),
     )
@@ -301,7 +319,56 @@ def wait_until(condition: Callable[[], bool], timeout_seconds: float) -> None:
     deadline.cancel()
 
 
-def _serve_and_announce(exporter: Any, port: int) -> Any:
+class DemoStack:
+    """The demo's optional Prometheus and Alertmanager, started once the exporter serves."""
+
+    def __init__(
+        self, enabled: bool, prometheus_port: int, alertmanager_port: int, workdir: Path
+    ) -> None:
+        self._enabled = enabled
+        self._ports = (prometheus_port, alertmanager_port)
+        self._workdir = workdir / ".drwatch-demo-prometheus"
+        self._running: LocalStack | None = None
+
+    def start(self, exporter_port: int) -> str:
+        """Starts the stack if wanted and installed; returns lines for the banner."""
+        from exporter.sandbox.stack import (
+            StackSettings,
+            repository_file,
+            stack_available,
+            start_stack,
+        )
+
+        rules = repository_file("alerts", "drwatch.rules.yml")
+        if not self._enabled:
+            return ""
+        if not stack_available() or not rules.exists():
+            return (
+                "  prometheus:   not started (install the prometheus and "
+                "prometheus-alertmanager packages, from a source checkout)\n"
+            )
+        self._running = start_stack(
+            StackSettings(
+                scrape_target=f"127.0.0.1:{exporter_port}",
+                rules_file=rules,
+                alertmanager_config=repository_file("alerts", "alertmanager.example.yml"),
+                workdir=self._workdir,
+                prometheus_port=self._ports[0],
+                alertmanager_port=self._ports[1],
+            )
+        )
+        return (
+            f"  prometheus:   {self._running.prometheus_url}/alerts (the shipped rules; "
+            f"alerts fire after their `for` time)\n"
+            f"  alertmanager: {self._running.alertmanager_url}/\n"
+        )
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.stop()
+
+
+def _serve_and_announce(exporter: Any, port: int, stack: DemoStack) -> Any:
     server = exporter.serve("127.0.0.1", port)
     wait_until(lambda: exporter.poller.ready, timeout_seconds=120)
     url = f"http://127.0.0.1:{server.port}"
@@ -310,6 +377,7 @@ def _serve_and_announce(exporter: Any, port: int) -> Any:
         f"  landing page: {url}/\n  metrics:      {url}/metrics\n"
         f"  try:          curl -s {url}/metrics | grep -E "
         f"'drwatch_(resource_recovery_point|recovery_mechanism_enabled)'\n"
+        f"{stack.start(server.port)}"
         f"Stop with Ctrl-C.\n"
     )
     return server
