@@ -4,28 +4,35 @@ Prometheus scrapes the exporter serving the sandbox fleet, evaluates the shipped
 sends to Alertmanager configured with the shipped example; the test reads Alertmanager's v2
 API. `for:` durations are set to 0s in the copy Prometheus loads: they are tested by
 `promtool test rules`; this test proves the wiring and the expressions on real data.
+
+The same Prometheus answers every Grafana panel query (variables set to "All"), so each
+dashboard panel is proven to show data on the sandbox fleet.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from exporter.sandbox.backup_fleet import plan_backup_fleet, spec_for
 from exporter.sandbox.demo import sandbox_config, sandbox_exporter
+from exporter.sandbox.faults import FaultRule
 from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
+from exporter.sandbox.stack import StackSettings, start_stack
+from exporter.service import Exporter
+from tests.test_grafana import dashboard_files, load, query_panels
 from tests.test_serve import free_port
 
 ROOT = Path(__file__).parent.parent
@@ -35,12 +42,9 @@ RESOURCE_HEALTH_ALERTS = {
     "DrwatchResourceUnprotected",
     "DrwatchRDSBackupFailed",
 }
-
-
-def binary(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is required: make system-deps installs it"
-    return path
+# What Grafana substitutes for its built-in interval variables in these tests; every
+# dashboard variable is "All", i.e. its allValue `.*`.
+GRAFANA_BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
 
 
 def get_json(url: str) -> Any:
@@ -82,56 +86,65 @@ def live_fleet(sandbox: Sandbox) -> FleetPlan:
     return plan
 
 
-@pytest.fixture(scope="module")
-def firing(
-    sandbox: Sandbox, live_fleet: FleetPlan, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[dict[str, Any]]]:
-    tmp = tmp_path_factory.mktemp("prometheus")
-    exporter = sandbox_exporter(sandbox_config(sandbox.endpoint_url, live_fleet.spec))
-    exporter.poller.run_round()
-    server = exporter.serve("127.0.0.1", 0)
-    am_port, prom_port = free_port(), free_port()
-    (tmp / "prometheus.yml").write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules_without_for(tmp))],
-                "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
-                },
-                "scrape_configs": [
-                    {
-                        "job_name": "drwatch",
-                        "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}],
-                    }
-                ],
-            }
+@dataclass(frozen=True)
+class Stack:
+    """What the running Prometheus and Alertmanager showed once the rules had evaluated."""
+
+    alerts: list[dict[str, Any]]
+    prometheus_url: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = get_json(url)
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+
+def poll_with_a_failed_round(sandbox: Sandbox, exporter: Exporter, plan: FleetPlan) -> None:
+    """One round with RDS throttled in one account and region, then a clean round.
+
+    The failure leaves what the error panels show (poll errors, AWS API errors and throttling
+    by code); the clean round restores every unit, so no exporter-health alert fires.
+    """
+    sandbox.faults.add(
+        FaultRule(
+            error_code="Throttling",
+            service="rds",
+            account_id=plan.spec.accounts[0],
+            region=plan.spec.regions[0],
         )
     )
-    processes = [
-        subprocess.Popen(
-            [
-                binary("prometheus-alertmanager"),
-                f"--config.file={ROOT / 'alerts' / 'alertmanager.example.yml'}",
-                f"--storage.path={tmp / 'am'}",
-                f"--web.listen-address=127.0.0.1:{am_port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [
-                binary("prometheus"),
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
-    alerts_url = f"http://127.0.0.1:{am_port}/api/v2/alerts"
+    try:
+        exporter.poller.run_round()
+    finally:
+        sandbox.faults.clear()
+    exporter.poller.run_round()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    sandbox: Sandbox, live_fleet: FleetPlan, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("prometheus")
+    exporter = sandbox_exporter(sandbox_config(sandbox.endpoint_url, live_fleet.spec))
+    poll_with_a_failed_round(sandbox, exporter, live_fleet)
+    server = exporter.serve("127.0.0.1", 0)
+    local = start_stack(
+        StackSettings(
+            scrape_target=f"127.0.0.1:{server.port}",
+            rules_file=rules_without_for(tmp),
+            alertmanager_config=ROOT / "alerts" / "alertmanager.example.yml",
+            workdir=tmp,
+            prometheus_port=free_port(),
+            alertmanager_port=free_port(),
+            scrape_interval="1s",
+            evaluation_interval="1s",
+        )
+    )
+    processes = list(local.processes)
+    alerts_url = f"{local.alertmanager_url}/api/v2/alerts"
+    prometheus_url = local.prometheus_url
 
     def rpo_alerts_arrived() -> list[dict[str, Any]] | None:
         alerts: list[dict[str, Any]] = get_json(alerts_url)
@@ -142,11 +155,13 @@ def firing(
         wait_for(rpo_alerts_arrived, processes)
         # One more full evaluation after the first alerts, so every rule has had its turn.
         wait_for(lambda: len(get_json(alerts_url)) == len(get_json(alerts_url)), processes)
-        yield get_json(alerts_url)
+        alerts = get_json(alerts_url)
+        running = Stack(alerts=alerts, prometheus_url=prometheus_url)
+        # Panels use rate() and increase(): they need two samples of each counter.
+        wait_for(lambda: running.query("rate(drwatch_aws_api_requests_total[1m])"), processes)
+        yield running
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
+        local.stop()
         server.stop()
         exporter.close()
 
@@ -156,14 +171,16 @@ def resources_with(alerts: list[dict[str, Any]], name: str) -> set[str]:
 
 
 def test_stale_resources_breach_their_rpo_in_prometheus(
-    firing: list[dict[str, Any]], live_fleet: FleetPlan
+    stack: Stack, live_fleet: FleetPlan
 ) -> None:
+    firing = stack.alerts
     stale = {db.identifier for db in live_fleet.databases if db.scenario == "stale"}
     assert stale
     assert stale <= resources_with(firing, "DrwatchRPOBreached")
 
 
-def test_unprotected_resources_alert(firing: list[dict[str, Any]], live_fleet: FleetPlan) -> None:
+def test_unprotected_resources_alert(stack: Stack, live_fleet: FleetPlan) -> None:
+    firing = stack.alerts
     disabled = {db.identifier for db in live_fleet.databases if db.scenario == "backups_disabled"}
     assert disabled
     # AWS Backup tables whose plan selection no longer names them are unprotected too.
@@ -178,9 +195,8 @@ def test_unprotected_resources_alert(firing: list[dict[str, Any]], live_fleet: F
     assert resources_with(firing, "DrwatchResourceUnprotected") == disabled | unselected
 
 
-def test_healthy_resources_fire_no_resource_alert(
-    firing: list[dict[str, Any]], live_fleet: FleetPlan
-) -> None:
+def test_healthy_resources_fire_no_resource_alert(stack: Stack, live_fleet: FleetPlan) -> None:
+    firing = stack.alerts
     healthy = {db.identifier for db in live_fleet.databases if db.scenario == "healthy"}
     assert healthy
     noisy = {
@@ -192,8 +208,8 @@ def test_healthy_resources_fire_no_resource_alert(
     assert noisy == set()
 
 
-def test_exporter_health_alerts_stay_silent(firing: list[dict[str, Any]]) -> None:
-    names = {a["labels"]["alertname"] for a in firing}
+def test_exporter_health_alerts_stay_silent(stack: Stack) -> None:
+    names = {a["labels"]["alertname"] for a in stack.alerts}
     assert not names & {
         "DrwatchExporterDown",
         "DrwatchExporterAbsent",
@@ -202,11 +218,99 @@ def test_exporter_health_alerts_stay_silent(firing: list[dict[str, Any]]) -> Non
     }
 
 
-def test_alerts_carry_the_routing_labels_alertmanager_groups_by(
-    firing: list[dict[str, Any]],
-) -> None:
+def test_alerts_carry_the_routing_labels_alertmanager_groups_by(stack: Stack) -> None:
+    firing = stack.alerts
     resource_alerts = [a for a in firing if a["labels"]["alertname"] in RESOURCE_HEALTH_ALERTS]
     assert resource_alerts
     for alert in resource_alerts:
         assert {"severity", "account_id", "region"} <= set(alert["labels"])
         assert alert["annotations"]["runbook_url"].endswith(alert["labels"]["alertname"].lower())
+
+
+def grafana_to_promql(expr: str, variables: set[str]) -> str:
+    """The query Grafana sends with every dashboard variable set to "All" (`.*`)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in GRAFANA_BUILTINS:
+            return GRAFANA_BUILTINS[name]
+        assert name in variables, f"${name} is not a variable of the dashboard"
+        return ".*"
+
+    return re.sub(r"\$\{?(\w+)\}?", substitute, expr)
+
+
+def panel_queries() -> list[Any]:
+    params = []
+    for path in dashboard_files():
+        dashboard = load(path)
+        variables = {v["name"] for v in dashboard["templating"]["list"]}
+        for panel in query_panels(dashboard):
+            for target in panel["targets"]:
+                params.append(
+                    pytest.param(
+                        grafana_to_promql(target["expr"], variables),
+                        id=f"{dashboard['uid']}:{panel['id']}{target['refId']}:{panel['title']}",
+                    )
+                )
+    return params
+
+
+def variable_queries() -> list[Any]:
+    """`label_values(metric{...}, label)` as an instant query with the same series."""
+    params = []
+    for path in dashboard_files():
+        dashboard = load(path)
+        names = {v["name"] for v in dashboard["templating"]["list"]}
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
+            selector, label = match.groups()
+            params.append(
+                pytest.param(
+                    f"count by ({label}) ({grafana_to_promql(selector, names)})",
+                    id=f"{dashboard['uid']}:${variable['name']}",
+                )
+            )
+    return params
+
+
+PANEL_QUERIES = panel_queries()
+
+
+def test_every_dashboard_panel_query_is_checked() -> None:
+    # 3 dashboards; a new panel shows up here and in the parametrized test below.
+    assert len(PANEL_QUERIES) >= 40
+
+
+@pytest.mark.parametrize("expr", PANEL_QUERIES)
+def test_dashboard_panel_query_returns_series(stack: Stack, expr: str) -> None:
+    assert stack.query(expr), f"no series for: {expr}"
+
+
+@pytest.mark.parametrize("expr", variable_queries())
+def test_dashboard_variable_has_values(stack: Stack, expr: str) -> None:
+    values = stack.query(expr)
+    assert values
+    assert all(series["metric"] for series in values), expr
+
+
+def test_every_selector_filters_by_the_dashboard_variables(stack: Stack) -> None:
+    """A variable narrows every series that carries its label, checked on the real labels."""
+    selector = re.compile(r"(drwatch[_:][a-z0-9_:]+)(\{[^}]*\})?")
+    checked = 0
+    for path in dashboard_files():
+        dashboard = load(path)
+        variables = {v["name"] for v in dashboard["templating"]["list"]} - {"datasource"}
+        for panel in query_panels(dashboard):
+            for target in panel["targets"]:
+                for metric, matchers in selector.findall(target["expr"]):
+                    labels = {k for series in stack.query(metric) for k in series["metric"]}
+                    for name in sorted(variables & labels):
+                        assert f'{name}=~"${name}"' in matchers, (
+                            f"{dashboard['uid']} {panel['title']!r}: {metric} lacks ${name}"
+                        )
+                        checked += 1
+    assert checked > 100
