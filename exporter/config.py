@@ -46,8 +46,10 @@ __all__ = [
     "CollectorConfig",
     "Config",
     "ConfigError",
+    "FreshnessTarget",
     "HistoryConfig",
     "PollerConfig",
+    "S3FreshnessConfig",
     "TierConfig",
     "TierTarget",
     "load_config",
@@ -120,7 +122,9 @@ DEFAULT_INTERVALS: Final[Mapping[str, float]] = MappingProxyType(
     }
 )
 # Only the collectors that exist so far are on by default.
-DEFAULT_ENABLED_COLLECTORS: Final[frozenset[str]] = frozenset({"rds", "backup"})
+DEFAULT_ENABLED_COLLECTORS: Final[frozenset[str]] = frozenset(
+    {"rds", "backup", "elasticache", "dynamodb", "ebs", "s3_replication"}
+)
 # Three missed polls before data counts as stale: one failure is routine.
 DEFAULT_STALE_AFTER_INTERVALS: Final = 3
 # Polling faster than once a minute mostly buys AWS throttling and API cost.
@@ -226,6 +230,29 @@ class HistoryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FreshnessTarget:
+    """A bucket/prefix where a backup job drops files (dumps, exports, cluster state).
+
+    The newest object's time under the prefix is the target's recovery point; `tier` gives
+    it an RPO. `expected_interval` is how often the job should write (exported as-is).
+    """
+
+    bucket: str
+    prefix: str
+    account_id: str
+    region: str
+    tier: str
+    expected_interval_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class S3FreshnessConfig:
+    """Targets of the `s3_freshness` collector; the collector is on by default iff any."""
+
+    targets: tuple[FreshnessTarget, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole, validated drwatch configuration."""
 
@@ -237,6 +264,7 @@ class Config:
     poller: PollerConfig = PollerConfig()
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     history: HistoryConfig = HistoryConfig()
+    s3_freshness: S3FreshnessConfig = S3FreshnessConfig()
 
     @property
     def history_path(self) -> str:
@@ -274,6 +302,7 @@ _TOP_FIELDS: Final = (
     "tiers",
     "aws",
     "poller",
+    "s3_freshness",
 )
 _ACCOUNT_FIELDS: Final = ("id", "name", "role_arn", "external_id", "session_name")
 _COLLECTOR_FIELDS: Final = ("enabled", "interval", "stale_after", "timeout")
@@ -288,6 +317,15 @@ _AWS_FIELDS: Final = (
     "max_pool_connections",
 )
 _POLLER_FIELDS: Final = ("max_workers",)
+_S3_FRESHNESS_FIELDS: Final = ("targets",)
+_FRESHNESS_TARGET_FIELDS: Final = (
+    "bucket",
+    "prefix",
+    "account",
+    "region",
+    "tier",
+    "expected_interval",
+)
 _HISTORY_FIELDS: Final = ("path", "raw_days", "retention_days")
 
 # Field used for problems with the document as a whole (e.g. a YAML list).
@@ -303,6 +341,7 @@ _ROLE_ARN_RE: Final = re.compile(
 _EXTERNAL_ID_RE: Final = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 _SESSION_NAME_RE: Final = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _REGION_RE: Final = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]+", re.ASCII)
+_BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
 _TIER_NAME_RE: Final = re.compile(r"[a-z0-9_-]+", re.ASCII)
 _HOSTNAME_RE: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", re.ASCII)
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"
@@ -346,11 +385,20 @@ def parse_config(data: object) -> Config:
         raise ConfigError(_ROOT_FIELD, "must be a mapping of fields such as accounts and regions")
     root = _fields(data, "", _TOP_FIELDS)
     listen_address = _parse_listen_address(root.get("listen_address"), "listen_address")
+    accounts = _parse_accounts(root.get("accounts"), "accounts")
+    regions = _parse_regions(root.get("regions"), "regions")
+    tiers = _parse_tiers(root.get("tiers"), "tiers")
+    freshness = _parse_s3_freshness(root.get("s3_freshness"), accounts, regions, tiers)
+    # s3_freshness has nothing to do without targets, so targets are what switch it on.
+    enabled_by_default = DEFAULT_ENABLED_COLLECTORS | (
+        {"s3_freshness"} if freshness.targets else set()
+    )
     return Config(
-        accounts=_parse_accounts(root.get("accounts"), "accounts"),
-        regions=_parse_regions(root.get("regions"), "regions"),
-        collectors=_parse_collectors(root.get("collectors"), "collectors"),
-        tiers=_parse_tiers(root.get("tiers"), "tiers"),
+        accounts=accounts,
+        regions=regions,
+        collectors=_parse_collectors(root.get("collectors"), "collectors", enabled_by_default),
+        tiers=tiers,
+        s3_freshness=freshness,
         aws=_parse_aws(root.get("aws"), "aws"),
         poller=_parse_poller(root.get("poller"), "poller"),
         listen_address=listen_address,
@@ -674,7 +722,9 @@ def _parse_regions(value: object, path: str) -> tuple[str, ...]:
     return tuple(regions)
 
 
-def _parse_collectors(value: object, path: str) -> Mapping[str, CollectorConfig]:
+def _parse_collectors(
+    value: object, path: str, enabled_by_default: frozenset[str] = DEFAULT_ENABLED_COLLECTORS
+) -> Mapping[str, CollectorConfig]:
     given = _mapping({} if value is None else value, path)
     for name in given:
         if name not in KNOWN_COLLECTORS:
@@ -685,13 +735,17 @@ def _parse_collectors(value: object, path: str) -> Mapping[str, CollectorConfig]
     # Every known collector is present so callers never need a fallback.
     return MappingProxyType(
         {
-            name: _parse_collector(name, given.get(name), _child(path, name))
+            name: _parse_collector(
+                name, given.get(name), _child(path, name), name in enabled_by_default
+            )
             for name in KNOWN_COLLECTORS
         }
     )
 
 
-def _parse_collector(name: str, value: object, path: str) -> CollectorConfig:
+def _parse_collector(
+    name: str, value: object, path: str, enabled_by_default: bool
+) -> CollectorConfig:
     fields = _fields(value, path, _COLLECTOR_FIELDS)
     interval = _parse_interval(fields.get("interval"), _child(path, "interval"), name)
     stale_after = _parse_stale_after(
@@ -699,7 +753,7 @@ def _parse_collector(name: str, value: object, path: str) -> CollectorConfig:
     )
     timeout = _parse_timeout(fields.get("timeout"), _child(path, "timeout"), interval, stale_after)
     return CollectorConfig(
-        enabled=_optional(fields, path, "enabled", name in DEFAULT_ENABLED_COLLECTORS, _boolean),
+        enabled=_optional(fields, path, "enabled", enabled_by_default, _boolean),
         interval_seconds=interval,
         stale_after_seconds=stale_after,
         timeout_seconds=timeout,
@@ -901,6 +955,84 @@ def _listen_port(port_text: str, path: str) -> int:
     if not 1 <= port <= 65535:
         raise ConfigError(path, "port must be between 1 and 65535")
     return port
+
+
+def _parse_s3_freshness(
+    value: object,
+    accounts: Sequence[AccountConfig],
+    regions: Sequence[str],
+    tiers: TierConfig,
+) -> S3FreshnessConfig:
+    fields = _fields(value, "s3_freshness", _S3_FRESHNESS_FIELDS)
+    items = fields.get("targets")
+    if items is None:
+        return S3FreshnessConfig()
+    path = "s3_freshness.targets"
+    targets = tuple(
+        _parse_freshness_target(item, _item(path, index), accounts, regions, tiers)
+        for index, item in enumerate(_list(items, path))
+    )
+    seen: dict[tuple[str, str, str], int] = {}
+    for index, target in enumerate(targets):
+        key = (target.account_id, target.bucket, target.prefix)
+        if key in seen:
+            raise ConfigError(_item(path, index), f"duplicate of {_item(path, seen[key])}")
+        seen[key] = index
+    return S3FreshnessConfig(targets=targets)
+
+
+def _parse_freshness_target(
+    value: object,
+    path: str,
+    accounts: Sequence[AccountConfig],
+    regions: Sequence[str],
+    tiers: TierConfig,
+) -> FreshnessTarget:
+    fields = _fields(_require(value, path), path, _FRESHNESS_TARGET_FIELDS)
+    bucket = _string(_require(fields.get("bucket"), _child(path, "bucket")), _child(path, "bucket"))
+    if not _BUCKET_RE.fullmatch(bucket):
+        raise ConfigError(_child(path, "bucket"), "must be an S3 bucket name (3-63 of a-z0-9.-)")
+    prefix_value = fields.get("prefix")
+    # "" (the whole bucket) is allowed, but must be said: a forgotten prefix lists everything.
+    if not isinstance(prefix_value, str):
+        raise ConfigError(_child(path, "prefix"), 'required: a key prefix such as "dumps/", or ""')
+    region_path = _child(path, "region")
+    region = _string(_require(fields.get("region"), region_path), region_path)
+    if region not in regions:
+        raise ConfigError(region_path, f"must be one of regions ({', '.join(regions)})")
+    return FreshnessTarget(
+        bucket=bucket,
+        prefix=prefix_value,
+        account_id=_freshness_account(fields.get("account"), _child(path, "account"), accounts),
+        region=region,
+        tier=_optional(
+            fields, path, "tier", tiers.default_tier, lambda v, p: _known_tier(v, p, tiers)
+        ),
+        expected_interval_seconds=_optional(
+            fields, path, "expected_interval", None, _positive_duration
+        ),
+    )
+
+
+def _freshness_account(value: object, path: str, accounts: Sequence[AccountConfig]) -> str:
+    ids = [account.id for account in accounts]
+    if value is None:
+        if len(ids) == 1:
+            return ids[0]
+        raise ConfigError(path, "required when more than one account is configured")
+    account_id = _parse_account_id(value, path)
+    if account_id not in ids:
+        raise ConfigError(path, f"must be one of the accounts ({', '.join(ids)})")
+    return account_id
+
+
+def _known_tier(value: object, path: str, tiers: TierConfig) -> str:
+    tier = _string(value, path)
+    if tier not in tiers.targets:
+        raise ConfigError(
+            path, f'unknown tier "{tier}"; expected one of {", ".join(tiers.targets)}'
+        )
+    return tier
 
 
 def _parse_history(value: object, legacy_path: object) -> HistoryConfig:

@@ -23,6 +23,8 @@ class Mechanism(enum.StrEnum):
     MANUAL_SNAPSHOT = "manual_snapshot"  # kept until someone deletes them: a retention/cost risk
     PITR = "pitr"
     EXPORT = "export"
+    # A continuously replicated copy (S3 replication): its point is poll time minus the lag.
+    REPLICATION = "replication"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -196,6 +198,41 @@ class PlanRuleState:
 
 
 @dataclass(frozen=True, slots=True)
+class S3BucketState:
+    """Data-protection settings of one S3 bucket (versioning and object lock)."""
+
+    ref: ResourceRef
+    versioning: str  # Enabled | Suspended | "" (never enabled)
+    object_lock: bool
+    replication_rules: int
+
+
+@dataclass(frozen=True, slots=True)
+class S3ReplicationRule:
+    """One replication rule of a bucket, as configured (its lag is in ReplicationState)."""
+
+    source: ResourceRef
+    rule_id: str
+    status: str  # Enabled | Disabled
+    destination_account_id: str
+    destination_region: str  # "" when the destination bucket's region cannot be read
+    destination: str  # destination bucket name
+    storage_class: str  # "" = the source object's class
+    replication_time_control: bool
+    metrics_enabled: bool  # without metrics S3 publishes no lag: "lag unknown", never 0
+    delete_marker_replication: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFileSetState:
+    """A configured bucket/prefix of backup files: its newest file's size and cadence."""
+
+    ref: ResourceRef
+    newest_bytes: int | None  # None when the prefix holds no file
+    expected_interval_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observations:
     """Everything one unit run saw. Collectors return it; metrics and history consume it."""
 
@@ -209,6 +246,9 @@ class Observations:
     resource_job_states: tuple[ResourceJobState, ...] = ()
     backup_coverage: tuple[BackupCoverage, ...] = ()
     plan_rules: tuple[PlanRuleState, ...] = ()
+    s3_buckets: tuple[S3BucketState, ...] = ()
+    s3_replication_rules: tuple[S3ReplicationRule, ...] = ()
+    backup_file_sets: tuple[BackupFileSetState, ...] = ()
 
     def __len__(self) -> int:
         return (
@@ -222,6 +262,9 @@ class Observations:
             + len(self.resource_job_states)
             + len(self.backup_coverage)
             + len(self.plan_rules)
+            + len(self.s3_buckets)
+            + len(self.s3_replication_rules)
+            + len(self.backup_file_sets)
         )
 
 

@@ -104,6 +104,10 @@ class UnitRunner:
                 tiers=self._config.tiers,
             ),
             client_for=lambda service: self._aws.client(key.account_id, key.region, service),
+            regional_client_for=lambda service, region: self._aws.client(
+                key.account_id, region, service
+            ),
             deadline=deadline,
             monotonic=self._clock.monotonic,
+            config=self._config,
         )

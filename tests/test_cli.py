@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from exporter.cli import cli
 from exporter.collectors import COLLECTORS
+from exporter.config import DEFAULT_ENABLED_COLLECTORS, KNOWN_COLLECTORS
 from exporter.iam import required_actions
 from exporter.sandbox.fleet import FleetPlan
 from exporter.sandbox.server import Sandbox
@@ -63,7 +64,7 @@ def test_iam_policy_for_a_config_with_nothing_enabled_is_empty(tmp_path: Path) -
             {
                 "accounts": [{"id": "111111111111"}],
                 "regions": ["eu-west-1"],
-                "collectors": {"rds": {"enabled": False}, "backup": {"enabled": False}},
+                "collectors": {name: {"enabled": False} for name in KNOWN_COLLECTORS},
             }
         )
     )
@@ -104,10 +105,15 @@ def test_poll_once_json_prints_every_unit(
     code, out, _ = invoke("poll", "--config", str(config), "--once", "--json", env=SANDBOX_ENV)
     assert code == 0
     units = json.loads(out)["units"]
-    collectors = ("rds", "backup")  # enabled by default
+    collectors = DEFAULT_ENABLED_COLLECTORS
     assert len(units) == len(collectors) * len(fleet.spec.accounts) * len(fleet.spec.regions)
     assert all(u["run"]["success"] for u in units)
-    ids = {r["ref"]["resource_id"] for u in units for r in u["observations"]["resources"]}
+    ids = {
+        r["ref"]["resource_id"]
+        for u in units
+        for r in u["observations"]["resources"]
+        if r["ref"]["service"] == "rds"
+    }
     assert ids == {db.identifier for db in fleet.databases}
 
 

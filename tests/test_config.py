@@ -121,7 +121,14 @@ def test_minimal_config_gets_defaults() -> None:
         900,
         300,
     )
-    assert config.enabled_collectors() == ("rds", "backup")
+    assert config.enabled_collectors() == (
+        "rds",
+        "backup",
+        "elasticache",
+        "s3_replication",
+        "dynamodb",
+        "ebs",
+    )
     assert config.tiers.tag_key == "dr-tier"
     assert config.tiers.default_tier == "standard"
     assert dict(config.tiers.targets) == {
@@ -143,7 +150,9 @@ def test_every_known_collector_gets_its_default_schedule() -> None:
     config = parse_config(MINIMAL)
     assert tuple(config.collectors) == KNOWN_COLLECTORS == tuple(DEFAULT_INTERVALS)
     for name, collector in config.collectors.items():
-        assert collector.enabled == (name in {"rds", "backup"})
+        assert collector.enabled == (
+            name in ("rds", "backup", "elasticache", "s3_replication", "dynamodb", "ebs")
+        )
         assert collector.interval_seconds == DEFAULT_INTERVALS[name] >= 60
         assert collector.stale_after_seconds == 3 * collector.interval_seconds
         assert collector.timeout_seconds == collector.interval_seconds
@@ -176,7 +185,7 @@ def test_full_config_values() -> None:
     assert prod.external_id == "ext+id=1,a.b@c:d/e-f_g"
     assert prod.session_name == "drwatch-prod"
     assert config.accounts[1].name == "staging"
-    assert config.enabled_collectors() == ("rds", "backup", "kafka")
+    assert config.enabled_collectors() == ("rds", "backup", "s3_replication", "kafka", "ebs")
     seconds = {name: c.interval_seconds for name, c in config.collectors.items()}
     assert seconds == {
         "rds": 600,
@@ -390,7 +399,14 @@ def test_arbitrary_yaml_text_gives_config_or_config_error(text: str) -> None:
 
 def test_example_file_loads() -> None:
     config = load_config(EXAMPLE)
-    assert config.enabled_collectors() == ("rds", "backup")
+    assert config.enabled_collectors() == (
+        "rds",
+        "backup",
+        "elasticache",
+        "s3_replication",
+        "dynamodb",
+        "ebs",
+    )
     assert config.tiers == TierConfig()
 
 
@@ -409,7 +425,15 @@ def accepted_fields(section: dict[str, Any], where: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "where",
-    [[], ["collectors", "rds"], ["tiers"], ["tiers", "targets", "x"], ["aws"], ["poller"]],
+    [
+        [],
+        ["collectors", "rds"],
+        ["tiers"],
+        ["tiers", "targets", "x"],
+        ["aws"],
+        ["poller"],
+        ["s3_freshness"],
+    ],
     ids=".".join,
 )
 def test_example_documents_every_field(where: list[str]) -> None:

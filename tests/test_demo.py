@@ -27,6 +27,7 @@ def test_demo_serves_metrics_for_the_seeded_fleet() -> None:
 
     run_demo(instances=6, clusters=2, seed=7, interval=60, now=NOW, run=scrape)
     (text,) = scraped
-    assert text.count("drwatch_resource_info{") == 8
+    rds = [line for line in text.splitlines() if line.startswith("drwatch_resource_info{")]
+    assert sum('service="rds"' in line for line in rds) == 8
     assert "drwatch_recovery_mechanism_enabled{" in text
     assert 'mechanism="pitr"' in text

@@ -31,6 +31,7 @@ from exporter.sandbox.faults import FaultRule
 from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
 from exporter.sandbox.stack import StackSettings, start_stack
+from exporter.sandbox.stores_fleet import plan_stores, stores_spec_for
 from exporter.service import Exporter
 from tests.test_grafana import dashboard_files, load, query_panels
 from tests.test_serve import free_port
@@ -192,7 +193,14 @@ def test_unprotected_resources_alert(stack: Stack, live_fleet: FleetPlan) -> Non
         if r.scenario == "unselected"
     }
     assert unselected
-    assert resources_with(firing, "DrwatchResourceUnprotected") == disabled | unselected
+    # DynamoDB tables without PITR or on-demand backups, EBS volumes without snapshots,
+    # caches with a snapshot retention of 0 (Memcached cannot have any).
+    stores = plan_stores(stores_spec_for(live_fleet))
+    bare = {t.name for t in stores.tables if t.scenario == "unprotected"}
+    bare |= {v.volume_id for v in stores.volumes if v.scenario == "unprotected"}
+    bare |= {c.name for c in stores.caches if c.retention_days == 0}
+    assert bare
+    assert resources_with(firing, "DrwatchResourceUnprotected") == disabled | unselected | bare
 
 
 def test_healthy_resources_fire_no_resource_alert(stack: Stack, live_fleet: FleetPlan) -> None:

@@ -70,6 +70,7 @@ def test_serve_polls_serves_and_exits_cleanly_on_sigterm(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, stderr
-    assert body.count("drwatch_resource_info{") == len(fleet.databases)
+    infos = [line for line in body.splitlines() if line.startswith("drwatch_resource_info{")]
+    assert sum('service="rds"' in line for line in infos) == len(fleet.databases)
     assert "serving on http://127.0.0.1" in stderr
     assert SECRET not in stderr + body

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from exporter.collectors.backup import BackupCollector
 from exporter.collectors.base import Collector
+from exporter.collectors.dynamodb import DynamoDbCollector
+from exporter.collectors.ebs import EbsCollector
+from exporter.collectors.elasticache import ElastiCacheCollector
 from exporter.collectors.rds import RdsCollector
+from exporter.collectors.s3_freshness import S3FreshnessCollector
+from exporter.collectors.s3_replication import S3ReplicationCollector
 
-COLLECTORS: tuple[type[Collector], ...] = (BackupCollector, RdsCollector)
+COLLECTORS: tuple[type[Collector], ...] = (
+    BackupCollector,
+    RdsCollector,
+    DynamoDbCollector,
+    EbsCollector,
+    ElastiCacheCollector,
+    S3ReplicationCollector,
+    S3FreshnessCollector,
+)
 
 
 def collector_classes(names: tuple[str, ...] | None = None) -> tuple[type[Collector], ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from exporter.config import TierConfig
+from exporter.config import Config, TierConfig
 from exporter.model import Observations
 
 # The largest page every List/Describe API in use accepts; fewer pages = fewer calls.
@@ -42,9 +42,22 @@ class CollectContext:
     client_for: Callable[[str], Any]
     deadline: float  # time.monotonic() value after which paging stops
     monotonic: Callable[[], float] = time.monotonic
+    # (service, region) -> client of the unit's account in another region: some evidence
+    # lives where the data goes (S3 replication metrics sit in the destination's region).
+    regional_client_for: Callable[[str, str], Any] | None = None
+    # Collectors driven by configured targets (s3_freshness) read them here.
+    config: Config | None = None
 
     def client(self, service: str) -> Any:
         return self.client_for(service)
+
+    def client_in(self, service: str, region: str) -> Any:
+        """A client of the unit's account in `region` (the unit's own client if it is)."""
+        if region == self.observe.region:
+            return self.client_for(service)
+        if self.regional_client_for is None:
+            raise RuntimeError(f"no client for {service} in {region}: unit is region-bound")
+        return self.regional_client_for(service, region)
 
     def paginate(
         self,

@@ -13,6 +13,7 @@ from exporter.config import Config, parse_config
 from exporter.poller import Clock, ResultSink
 from exporter.sandbox.backfill import BackfillSpec, backfill_results
 from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
+from exporter.sandbox.s3_fleet import plan_s3_fleet
 from exporter.sandbox.server import Sandbox
 from exporter.service import Exporter, build_exporter
 
@@ -26,6 +27,22 @@ def sandbox_session() -> botocore.session.Session:
     return session
 
 
+def freshness_targets(spec: FleetSpec) -> list[dict[str, str]]:
+    """The backup-file prefixes the S3 part of the fleet seeds (fresh, stale and empty)."""
+    plan = plan_s3_fleet(spec.now, spec.accounts, spec.regions)
+    return [
+        {
+            "bucket": t.bucket,
+            "prefix": t.prefix,
+            "account": t.account_id,
+            "region": t.region,
+            "tier": t.tier,
+            "expected_interval": "30m",
+        }
+        for t in plan.freshness_targets
+    ]
+
+
 def sandbox_config(endpoint_url: str, spec: FleetSpec, interval: int = 60, **extra: Any) -> Config:
     """A validated config that assumes a role in each of the fleet's accounts."""
     data: dict[str, Any] = {
@@ -37,8 +54,11 @@ def sandbox_config(endpoint_url: str, spec: FleetSpec, interval: int = 60, **ext
         "collectors": {
             "rds": {"enabled": True, "interval": interval},
             "backup": {"enabled": True, "interval": interval},
+            "s3_replication": {"enabled": True, "interval": interval},
+            "s3_freshness": {"enabled": True, "interval": interval},
         },
         "aws": {"endpoint_url": endpoint_url, "max_attempts": 2},
+        "s3_freshness": {"targets": freshness_targets(spec)},
     }
     data.update(extra)
     return parse_config(data)

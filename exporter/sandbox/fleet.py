@@ -37,7 +37,9 @@ from exporter.sandbox.moto_extensions import (
     plan_latest_restorable_time,
     register_backup_replication,
 )
+from exporter.sandbox.s3_fleet import plan_s3_fleet, seed_s3_fleet
 from exporter.sandbox.server import Sandbox
+from exporter.sandbox.stores_fleet import plan_stores, seed_stores, stores_spec_for
 
 Scenario = Literal["healthy", "stale", "backups_disabled", "snapshot_failing"]
 DatabaseKind = Literal["db_instance", "db_cluster"]
@@ -524,6 +526,10 @@ def seed_fleet(sandbox: Sandbox, plan: FleetPlan) -> None:
         _align_copies(db)
     # AWS Backup protects every other database of each unit, plus a few DynamoDB tables.
     seed_backup_fleet(sandbox, plan_backup_fleet(spec_for(plan)))
+    # DynamoDB tables (those AWS Backup protects among them) and EBS volumes.
+    seed_stores(sandbox, plan_stores(stores_spec_for(plan)))
+    # Replicated buckets with CloudWatch lag, and backup-file prefixes (s3_fleet).
+    seed_s3_fleet(sandbox, plan_s3_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
 
 
 def _run_all(results: Iterator[None]) -> None:

@@ -31,6 +31,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from exporter.sandbox.backup_moto import install_backup_extensions
 from exporter.sandbox.faults import FaultInjector, FaultMiddleware
 from exporter.sandbox.moto_extensions import install_moto_extensions
+from exporter.sandbox.s3_moto import install_s3_extensions
+from exporter.sandbox.stores_moto import install_stores_extensions
 from exporter.sandbox.validation import register_validation
 
 DEFAULT_REGION = "us-east-1"
@@ -85,6 +87,8 @@ class Sandbox:
             return self
         install_moto_extensions()
         install_backup_extensions()
+        install_s3_extensions()
+        install_stores_extensions()
         self._server = make_server(
             self._host,
             self._port,
