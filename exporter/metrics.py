@@ -110,6 +110,11 @@ LOCAL_RECOVERY_GAUGES = (
         lambda s: float(s.never_expire_count),
     ),
     RecoveryGauge(
+        "drwatch_recovery_points_archived",
+        "Number of restorable points in an archive tier (hours to restore: an RTO concern).",
+        lambda s: float(s.archived_count),
+    ),
+    RecoveryGauge(
         "drwatch_recovery_point_bytes",
         "Storage of the restorable points in bytes (allocated size: an upper bound for "
         "incremental snapshots).",
@@ -256,6 +261,11 @@ class ObservedMetrics(PrometheusCollector):
             yield family
 
     def _replication(self, replications: Sequence[ReplicationState]) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "drwatch_replication_info",
+            f"A replication drwatch watches, with its state as AWS reports it; always 1. {CACHED}",
+            labels=(*REPLICATION_LABELS, "state"),
+        )
         latest = GaugeMetricFamily(
             "drwatch_replication_latest_timestamp_seconds",
             f"Newest point the destination holds. {CACHED}",
@@ -291,6 +301,7 @@ class ObservedMetrics(PrometheusCollector):
                 replication.destination_region,
                 replication.destination,
             ]
+            info.add_metric([*labels, replication.state], 1)
             if replication.latest_replicated_point is not None:
                 latest.add_metric(labels, replication.latest_replicated_point.timestamp())
             if replication.latency_seconds is not None:
@@ -298,6 +309,7 @@ class ObservedMetrics(PrometheusCollector):
             add(pending_bytes, labels, replication.pending_bytes)
             add(pending_operations, labels, replication.pending_operations)
             add(failed_operations, labels, replication.failed_operations)
+        yield info
         yield latest
         yield latency
         yield from (pending_bytes, pending_operations, failed_operations)

@@ -70,6 +70,8 @@ class RecoveryState:
     retention_min_days: int | None = None
     retention_max_days: int | None = None
     never_expire_count: int = 0
+    # Restorable only after a tier restore that takes hours (EBS archive): an RTO concern.
+    archived_count: int = 0
     encrypted: bool | None = None
     immutable: bool | None = None
 

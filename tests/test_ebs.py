@@ -73,6 +73,7 @@ def test_completed_archived_failed_and_aws_backup_snapshots() -> None:
     assert state.mechanism is Mechanism.SNAPSHOT
     assert state.enabled
     assert state.newest_point == NOW - timedelta(minutes=30)  # not AWS Backup's, not pending
+    assert state.archived_count == 1
     assert state.oldest_point == NOW - timedelta(days=200)  # archived points count
     assert (state.point_count, state.failed_count, state.size_bytes) == (2, 1, 20 * GIB)
     assert state.encrypted is True

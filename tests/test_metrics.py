@@ -16,7 +16,7 @@ from exporter.collectors.base import ObserveContext
 from exporter.collectors.rds import RdsRecords, observe
 from exporter.config import parse_config
 from exporter.metrics import MetricsView
-from exporter.model import UnitKey, UnitRun
+from exporter.model import Observations, ReplicationState, ResourceRef, UnitKey, UnitRun
 from exporter.poller import UnitSchedule, UnitStatus
 from tests.test_rds_observe import ACCOUNT, NOW, instance, snapshot
 
@@ -169,3 +169,22 @@ def test_cached_part_follows_every_swap_and_gzip_matches_plain() -> None:
     current = [dataclasses.replace(gone, runs=gone.runs + 1)]
     assert b'resource="orders"' in first
     assert b'resource="orders"' not in view.render()
+
+
+def test_every_replication_is_listed_with_its_state() -> None:
+    source = ResourceRef(ACCOUNT, "eu-west-1", "elasticache", "replication_group", "sessions")
+    global_store = ReplicationState(
+        kind="elasticache_global",
+        source=source,
+        destination_account_id=ACCOUNT,
+        destination_region="us-east-1",
+        destination="ldgnf-sessions",
+        state="associated",
+    )
+    observed = dataclasses.replace(
+        status(), observations=Observations(replication_states=(global_store,))
+    )
+    text = render(observed)
+    labels = {"kind": "elasticache_global", "resource": "sessions", "state": "associated"}
+    assert value(text, "drwatch_replication_info", **labels) == 1
+    assert samples(text, "drwatch_replication_latency_seconds") == {}  # unknown, not zero

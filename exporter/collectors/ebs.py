@@ -117,6 +117,7 @@ def snapshot_state(ref: ResourceRef, snapshots: Sequence[Record]) -> RecoverySta
         oldest_point=min(times, default=None),
         point_count=len(completed),
         failed_count=sum(1 for s in snapshots if s.get("State") == "error"),
+        archived_count=sum(1 for s in completed if s.get("StorageTier") == "archive"),
         size_bytes=sum(int(s.get("VolumeSize") or 0) * GIB for s in completed),
         encrypted=all(bool(s.get("Encrypted")) for s in completed) if completed else None,
     )
