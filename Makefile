@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit system-deps bench clean
+.PHONY: demo test lint typecheck unit system-deps bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/rds_poll.py
 	$(BIN)/python bench/backup_poll.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/report.py
+
+# About 10 minutes, outside `make test`: the exporter under injected AWS faults, checked for
+# memory, thread and fd leaks and a verifying history afterwards (bench/soak.py).
+soak: $(VENV)/.test-installed
+	$(BIN)/python bench/soak.py --minutes 10
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

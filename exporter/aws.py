@@ -23,6 +23,11 @@ from exporter import __version__
 from exporter.config import AccountConfig, AwsConfig
 
 READ_ONLY_PREFIXES = ("List", "Describe", "Get")
+# Error codes that say the keys a client signs with are no longer valid (revoked session,
+# clock skew past expiry, keys rotated early): assuming the role again is the cure.
+EXPIRED_CREDENTIAL_CODES = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId"}
+)
 ASSUMED_ROLE_SECONDS = 3600
 
 EventHandler = Callable[..., Any]
@@ -146,6 +151,21 @@ class AwsAccess:
     def stats(self) -> ApiStats:
         return self._stats
 
+    def set_accounts(self, accounts: Sequence[AccountConfig]) -> None:
+        """Changes the accounts (discovery, config reload).
+
+        Sessions and clients of accounts whose settings are unchanged are kept, so an hourly
+        discovery that finds nothing new costs no AssumeRole and no client creation.
+        """
+        new = {account.id: account for account in accounts}
+        with self._lock:
+            for account_id, old in self._accounts.items():
+                if new.get(account_id) != old:
+                    self._sessions.pop(account_id, None)
+                    for key in [k for k in self._clients if k.account_id == account_id]:
+                        del self._clients[key]
+            self._accounts = new
+
     def client(self, account_id: str, region: str, service: str) -> BaseClient:
         key = ClientKey(account_id, region, service)
         with self._lock:
@@ -154,6 +174,17 @@ class AwsAccess:
                 cached = self._new_client(key)
                 self._clients[key] = cached
             return cached
+
+    def forget_credentials(self, account_id: str) -> None:
+        """Drops the account's session and clients: the next call assumes the role afresh.
+
+        botocore refreshes assumed-role keys shortly before their stated expiry; keys that
+        AWS rejects earlier would otherwise keep failing until then.
+        """
+        with self._lock:
+            self._sessions.pop(account_id, None)
+            for key in [k for k in self._clients if k.account_id == account_id]:
+                del self._clients[key]
 
     def _new_client(self, key: ClientKey) -> BaseClient:
         session = self._session_for(key.account_id)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import signal
 import sqlite3
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,9 +28,13 @@ from exporter.config import (
     TierConfig,
     load_config,
 )
+from exporter.discovery import policy_document as discovery_policy_document
+from exporter.drill_runner import runner_policy_document
 from exporter.iam import policy_document
 from exporter.model import to_jsonable
-from exporter.service import build_exporter
+from exporter.reload import DiscoveryFailedError, LiveExporter
+from exporter.sharding import Shard, ShardError, parse_shard
+from exporter.webconfig import WebConfig, load_web_config
 
 if TYPE_CHECKING:
     from exporter.sandbox.stack import LocalStack
@@ -77,6 +82,27 @@ def log_level_option(function: F) -> F:
     )(function)
 
 
+def parse_shard_option(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> Shard | None:
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ShardError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def shard_option(function: F) -> F:
+    return click.option(
+        "--shard",
+        callback=parse_shard_option,
+        metavar="I/N",
+        help="Watch only shard I of N of the accounts (hash-mod of the account id, like "
+        "Prometheus hashmod); overrides the config's `shard`.",
+    )(function)
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -102,9 +128,10 @@ def check_config(config_path: Path) -> None:
     """
     config = load_or_fail(config_path)
     enabled = ", ".join(config.enabled_collectors()) or "none"
+    discovered = " + discovered through AWS Organizations" if config.organizations else ""
     click.echo(
-        f"{config_path}: ok ({len(config.accounts)} accounts, {len(config.regions)} regions, "
-        f"collectors: {enabled})"
+        f"{config_path}: ok ({len(config.accounts)} accounts{discovered}, "
+        f"{len(config.regions)} regions, collectors: {enabled})"
     )
 
 
@@ -116,11 +143,28 @@ def check_config(config_path: Path) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Only the actions of the collectors this config enables (default: all collectors).",
 )
-def iam_policy(config_path: Path | None) -> None:
+@click.option(
+    "--drill-runner",
+    is_flag=True,
+    help="Instead: the policy of the role `drill run` uses (restores and deletes its own copies).",
+)
+@click.option(
+    "--organizations",
+    "for_organizations",
+    is_flag=True,
+    help="Instead: the policy of the management-account role account discovery uses.",
+)
+def iam_policy(config_path: Path | None, drill_runner: bool, for_organizations: bool) -> None:
     """Print the least-privilege IAM policy drwatch needs in each account.
 
     Example: drwatch iam-policy > drwatch-read-policy.json
     """
+    if drill_runner:
+        click.echo(json.dumps(runner_policy_document(), indent=2))
+        return
+    if for_organizations:
+        click.echo(json.dumps(discovery_policy_document(), indent=2))
+        return
     names = load_or_fail(config_path).enabled_collectors() if config_path else None
     click.echo(json.dumps(policy_document(collector_classes(names)), indent=2))
 
@@ -129,8 +173,11 @@ def iam_policy(config_path: Path | None) -> None:
 @config_option
 @click.option("--once", is_flag=True, required=True, help="Poll every unit once, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print observations as JSON.")
+@shard_option
 @log_level_option
-def poll(config_path: Path, once: bool, as_json: bool, log_level: str) -> None:
+def poll(
+    config_path: Path, once: bool, as_json: bool, shard: Shard | None, log_level: str
+) -> None:
     """Run one round of every enabled unit and print what was observed.
 
     Exits 1 if any unit failed (its error is in the output).
@@ -138,10 +185,16 @@ def poll(config_path: Path, once: bool, as_json: bool, log_level: str) -> None:
     Example: drwatch poll --config drwatch.yml --once --json | jq '.units[].run.success'
     """
     setup_logging(log_level)
-    exporter = build_exporter(load_or_fail(config_path))
+    config = load_or_fail(config_path)
+    try:
+        # Through LiveExporter so that discovered accounts and the shard apply as in serve.
+        live = LiveExporter(config, lambda: config, shard=shard, lifecycle=False)
+    except DiscoveryFailedError as error:
+        raise click.ClickException(str(error)) from error
+    exporter = live.exporter
     results: list[Any] = []
     exporter.poller.run_round()
-    exporter.close()
+    live.close()
     statuses = exporter.poller.snapshot()
     for status in statuses:
         results.append({"run": status.last_run, "observations": status.observations})
@@ -168,22 +221,70 @@ def poll(config_path: Path, once: bool, as_json: bool, log_level: str) -> None:
 @cli.command()
 @config_option
 @click.option("--listen-address", help="host:port to serve on (overrides the config).")
+@click.option(
+    "--web.config.file",
+    "web_config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Prometheus-style web config: TLS, mutual TLS, basic auth (docs/security.md); "
+    "overrides web_config_file of the config.",
+)
+@shard_option
+@click.option(
+    "--web.enable-lifecycle",
+    "enable_lifecycle",
+    is_flag=True,
+    help="Allow config reloads over HTTP (POST /-/reload); SIGHUP always reloads.",
+)
 @log_level_option
-def serve(config_path: Path, listen_address: str | None, log_level: str) -> None:
+def serve(
+    config_path: Path,
+    listen_address: str | None,
+    web_config_path: Path | None,
+    shard: Shard | None,
+    enable_lifecycle: bool,
+    log_level: str,
+) -> None:
     """Poll AWS in the background and serve Prometheus metrics.
 
-    Example: drwatch serve --config drwatch.yml
+    SIGHUP (or POST /-/reload with --web.enable-lifecycle) reloads the config; a bad file
+    is logged and the running config stays.
+
+    Example: drwatch serve --config drwatch.yml --web.config.file web.yml --shard 0/3
     """
     setup_logging(log_level)
     config = load_or_fail(config_path)
+    web_path = web_config_path or config.web_config_file
+    web = load_web_or_fail(Path(web_path)) if web_path else None
     host, port = config.listen_host, config.listen_port
     if listen_address:
         host, port = parse_listen_address(listen_address)
     writer = open_history_writer(config.history_path)
-    exporter = build_exporter(config, on_result=writer.submit)
+    try:
+        live = LiveExporter(
+            config,
+            lambda: load_config(config_path),
+            shard=shard,
+            on_result=writer.submit,
+            lifecycle=enable_lifecycle,
+        )
+    except DiscoveryFailedError as error:
+        writer.close()
+        raise click.ClickException(str(error)) from error
+    live.start_refreshing()
+    with_drill_metrics(live.exporter, Path(config.history_path))
     run_until_signalled(
-        lambda: exporter.serve(host, port), close_all(exporter.close, writer.close), host
+        lambda: live.exporter.serve(host, port, web),
+        close_all(live.close, writer.close),
+        host,
+        reload=live.reload,
     )
+
+
+def load_web_or_fail(path: Path) -> WebConfig:
+    try:
+        return load_web_config(path)
+    except ConfigError as error:
+        raise ConfigProblem(f"{path}: {error}") from error
 
 
 def open_history_writer(path: str | Path) -> HistoryWriter:
@@ -210,13 +311,25 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def run_until_signalled(start: Callable[[], Any], close: Callable[[], None], host: str) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+def run_until_signalled(
+    start: Callable[[], Any],
+    close: Callable[[], None],
+    host: str,
+    reload: Callable[[], Any] | None = None,
+) -> None:
+    # Handlers only queue what to do: the work happens here, in the main thread, not inside
+    # a signal handler (SimpleQueue.put is safe to call from one).
+    events: queue.SimpleQueue[str] = queue.SimpleQueue()
+    signal.signal(signal.SIGTERM, lambda *_: events.put("stop"))
+    signal.signal(signal.SIGINT, lambda *_: events.put("stop"))
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda *_: events.put("reload"))
     server = start()
-    logging.getLogger("drwatch").info("serving on http://%s:%d/metrics", host, server.port)
-    stop.wait()
+    scheme = getattr(server, "scheme", "http")
+    logging.getLogger("drwatch").info("serving on %s://%s:%d/metrics", scheme, host, server.port)
+    while events.get() != "stop":
+        if reload is not None:
+            reload()  # logs and reports its own outcome
     server.stop()
     close()
 
@@ -284,19 +397,31 @@ def demo(
     writer = open_history_writer(history_path)
     if fresh and backfill_days:
         click.echo(f"backfilling {backfill_days} days of simulated history into {history_path}")
+    now = datetime.now(UTC)
+
+    def serve_demo(exporter: Any) -> None:
+        if fresh and backfill_days:
+            writer.flush()  # the reports read what the backfill wrote
+            for path in render_demo_reports(
+                history_path, now - timedelta(days=backfill_days), now, click.echo
+            ):
+                click.echo(f"  report: {path}")
+        run_until_signalled(
+            lambda: _serve_and_announce(with_drill_metrics(exporter, history_path), port, stack),
+            close_all(exporter.close, writer.close, stack.stop),
+            "127.0.0.1",
+        )
+
     run_demo(
         instances=instances,
         clusters=clusters,
         seed=seed,
         interval=interval,
-        now=datetime.now(UTC),
+        now=now,
         on_result=writer.submit,
         backfill_days=backfill_days if fresh else 0,
-        run=lambda exporter: run_until_signalled(
-            lambda: _serve_and_announce(exporter, port, stack),
-            close_all(exporter.close, writer.close, stack.stop),
-            "127.0.0.1",
-        ),
+        on_drills=lambda rows: record_demo_drills(history_path, rows),
+        run=serve_demo,
     )
 
 
@@ -529,7 +654,8 @@ UTC_DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
 @click.option(
     "--output",
     "-o",
-    type=click.File("w", encoding="utf-8"),
+    # Not lazy: an unwritable path is a usage error (exit 2) before any work is done.
+    type=click.File("w", encoding="utf-8", lazy=False),
     default="-",
     help="Output file (default: stdout).",
 )
@@ -553,3 +679,15 @@ def history_export(
     write = write_csv if output_format == "csv" else write_json
     count = write(open_reader(path), start, end, output)
     click.echo(f"{count} rows exported", err=True)
+
+
+# Command groups that live in their own modules (imported here: cli.py is the composition root).
+from exporter.cli_deploy import prometheus_rule_command  # noqa: E402
+from exporter.cli_drill import drill, record_demo_drills, with_drill_metrics  # noqa: E402
+from exporter.cli_merge import history_merge  # noqa: E402
+from exporter.cli_report import render_demo_reports, report  # noqa: E402
+
+cli.add_command(drill)
+cli.add_command(report)
+history.add_command(history_merge)
+cli.add_command(prometheus_rule_command)

@@ -29,9 +29,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from exporter.sharding import Shard, ShardError, parse_shard
+
 _T = TypeVar("_T")
 
 __all__ = [
+    "DEFAULT_DRILL_CADENCE_SECONDS",
     "DEFAULT_ENABLED_COLLECTORS",
     "DEFAULT_HISTORY_PATH",
     "DEFAULT_HISTORY_RAW_DAYS",
@@ -39,6 +42,7 @@ __all__ = [
     "DEFAULT_INTERVALS",
     "DEFAULT_LISTEN_ADDRESS",
     "DEFAULT_PORT",
+    "DEFAULT_RESTORE_TEST_CADENCE_SECONDS",
     "DEFAULT_TIER_TARGETS",
     "KNOWN_COLLECTORS",
     "AccountConfig",
@@ -46,9 +50,19 @@ __all__ = [
     "CollectorConfig",
     "Config",
     "ConfigError",
+    "ControlsConfig",
+    "DataClass",
     "FreshnessTarget",
     "HistoryConfig",
+    "KafkaClusterConfig",
+    "KafkaConfig",
+    "MirrorMaker2Flow",
+    "OrganizationsConfig",
     "PollerConfig",
+    "PriceOverride",
+    "PricingConfig",
+    "RetentionConfig",
+    "RetentionRule",
     "S3FreshnessConfig",
     "TierConfig",
     "TierTarget",
@@ -95,6 +109,8 @@ DEFAULT_HISTORY_PATH: Final = "drwatch-history.db"
 DEFAULT_HISTORY_RAW_DAYS: Final = 35
 DEFAULT_HISTORY_RETENTION_DAYS: Final = 2557
 MAX_HISTORY_DAYS: Final = 36600
+DEFAULT_MANUAL_SNAPSHOT_MAX_AGE_DAYS: Final = 90
+STORAGE_CLASSES: Final = ("warm", "cold", "archive")
 DEFAULT_SESSION_NAME: Final = "drwatch"
 
 KNOWN_COLLECTORS: Final[tuple[str, ...]] = (
@@ -141,6 +157,27 @@ DEFAULT_TIER_TARGETS: Final[Mapping[str, TierTarget]] = MappingProxyType(
     }
 )
 
+# Restore-test and drill cadence (DRW-11, DRW-13; docs/drills.md): the operations runbooks
+# ask for weekly database and config restores, monthly cache restores, quarterly drills.
+DAY_SECONDS: Final = 86400.0
+DEFAULT_RESTORE_TEST_CADENCE_SECONDS: Final[Mapping[str, float]] = MappingProxyType(
+    {
+        "database": 7 * DAY_SECONDS,
+        "config": 7 * DAY_SECONDS,
+        "cache": 30 * DAY_SECONDS,
+        "storage": 30 * DAY_SECONDS,
+        "compute": 30 * DAY_SECONDS,
+        "other": 30 * DAY_SECONDS,
+    }
+)
+DEFAULT_DRILL_CADENCE_SECONDS: Final = 92 * DAY_SECONDS  # a quarter
+
+# Retention policy by data class (DRW-03/04). One permissive class by default: RDS keeps 7
+# days of automated backups unless told otherwise; real policies name their classes.
+DEFAULT_DATA_CLASS_TAG_KEY: Final = "data-class"
+DEFAULT_DATA_CLASS: Final = "default"
+MAX_RETENTION_DAYS: Final = 36600
+
 RETRY_MODES: Final[tuple[str, ...]] = ("standard", "adaptive")
 DEFAULT_RETRY_MODE: Final = "standard"
 DEFAULT_MAX_ATTEMPTS: Final = 5
@@ -151,6 +188,10 @@ DEFAULT_MAX_POOL_CONNECTIONS: Final = 10
 
 DEFAULT_MAX_WORKERS: Final = 8
 MAX_WORKERS_LIMIT: Final = 64
+
+# Accounts join and leave an organisation rarely; an hour keeps Organizations calls negligible.
+DEFAULT_DISCOVERY_REFRESH_SECONDS: Final = 3600.0
+ACCOUNT_ID_PLACEHOLDER: Final = "{account_id}"
 
 
 # --- The configuration model. -----------------------------------------------
@@ -230,6 +271,76 @@ class HistoryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DataClass:
+    """Retention policy of one data class: keep points `min_days`, at most `max_days`."""
+
+    min_days: int
+    max_days: int | None = None  # None: no maximum (never-expiring points are fine)
+
+
+DEFAULT_DATA_CLASSES: Final[Mapping[str, DataClass]] = MappingProxyType(
+    {DEFAULT_DATA_CLASS: DataClass(min_days=7)}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRule:
+    """Resources of `service` (and `resource_type`, when given) belong to `data_class`."""
+
+    data_class: str
+    service: str | None = None
+    resource_type: str | None = None
+
+    def matches(self, service: str, resource_type: str) -> bool:
+        return self.service in (None, service) and self.resource_type in (None, resource_type)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlsConfig:
+    """Thresholds the compliance controls apply (docs/reports.md). Shares are in [0, 1].
+
+    The defaults equal reports.controls.ControlParameters' (a test keeps them equal).
+    """
+
+    rpo_compliance: float = 0.99
+    job_success_rate: float = 0.99
+    copy_max_age_seconds: float = 36 * 3600.0
+    replication_lag_seconds: float = 3600.0
+    kafka_message_lag: float = 1000.0
+    # Restore-test cadence per resource class (database, cache, config, storage, ...).
+    restore_cadence_days: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType(
+            {k: v / DAY_SECONDS for k, v in DEFAULT_RESTORE_TEST_CADENCE_SECONDS.items()}
+        )
+    )
+    drill_cadence_days: float = DEFAULT_DRILL_CADENCE_SECONDS / DAY_SECONDS
+    monitoring_coverage: float = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """Data classes with their retention limits, and how resources are assigned to one.
+
+    A resource's class is the value of its `tag_key` tag when that names a class, else the
+    first rule matching its service and resource type, else `default_class`.
+    """
+
+    tag_key: str = DEFAULT_DATA_CLASS_TAG_KEY
+    default_class: str = DEFAULT_DATA_CLASS
+    classes: Mapping[str, DataClass] = field(default_factory=lambda: DEFAULT_DATA_CLASSES)
+    rules: tuple[RetentionRule, ...] = ()
+
+    def class_for(self, service: str, resource_type: str, tags: Mapping[str, str]) -> str:
+        tagged = tags.get(self.tag_key, "").strip().lower()
+        if tagged in self.classes:
+            return tagged
+        for rule in self.rules:
+            if rule.matches(service, resource_type):
+                return rule.data_class
+        return self.default_class
+
+
+@dataclass(frozen=True, slots=True)
 class FreshnessTarget:
     """A bucket/prefix where a backup job drops files (dumps, exports, cluster state).
 
@@ -252,6 +363,92 @@ class S3FreshnessConfig:
     targets: tuple[FreshnessTarget, ...] = ()
 
 
+KAFKA_SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# AWS_MSK_IAM signs an OAUTHBEARER token with the process's AWS credentials.
+KAFKA_SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
+MM2_POSITIONS: Final = ("consumer_group", "offset_syncs")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaClusterConfig:
+    """How drwatch connects to one Kafka cluster. Passwords come from the environment."""
+
+    alias: str
+    bootstrap_servers: tuple[str, ...]
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password_env: str = ""
+    ca_file: str = ""
+    msk_iam_region: str = ""  # AWS_MSK_IAM: region to sign for; "" = the flow's region
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorMaker2Flow:
+    """One MirrorMaker 2 replication flow source -> target, watched from one unit."""
+
+    account_id: str
+    region: str
+    source: KafkaClusterConfig
+    target: KafkaClusterConfig
+    topics: tuple[str, ...] = ()  # () = every non-internal topic of the source
+    position: str = "consumer_group"  # consumer_group | offset_syncs
+    consumer_group: str = ""
+    offset_syncs_topic: str = ""
+    heartbeats_topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConfig:
+    """The `kafka` collector: MirrorMaker 2 flows and whether partitions get series."""
+
+    partition_detail: bool = False
+    mirrormaker2: tuple[MirrorMaker2Flow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """One `pricing.overrides` row: replaces the shipped price of (service, class, region)."""
+
+    service: str  # "*" = every service
+    storage_class: str  # warm | cold | archive
+    region: str  # "*" = every region
+    per_gib_month: float
+
+
+@dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """Overrides of the shipped price table (exporter/prices/) and the management review's
+    age threshold for forgotten manual snapshots."""
+
+    overrides: tuple[PriceOverride, ...] = ()
+    inter_region_transfer_per_gib: float | None = None  # None: the shipped table's price
+    manual_snapshot_max_age_days: int = DEFAULT_MANUAL_SNAPSHOT_MAX_AGE_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationsConfig:
+    """Account discovery through AWS Organizations (exporter/discovery.py).
+
+    Every ACTIVE account under `ous` (default: the whole organisation), minus `exclude_ous`
+    subtrees and `exclude_accounts`, is watched through the role `role_arn_template` names.
+    """
+
+    role_arn_template: str
+    # Role in the management (or delegated administrator) account for the Organizations
+    # calls; None: drwatch's own credentials.
+    management_role_arn: str | None = None
+    external_id: str | None = field(default=None, repr=False)
+    session_name: str = DEFAULT_SESSION_NAME
+    ous: tuple[str, ...] = ()
+    exclude_ous: tuple[str, ...] = ()
+    exclude_accounts: tuple[str, ...] = ()
+    refresh_interval_seconds: float = DEFAULT_DISCOVERY_REFRESH_SECONDS
+
+    def role_arn_for(self, account_id: str) -> str:
+        return self.role_arn_template.replace(ACCOUNT_ID_PLACEHOLDER, account_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole, validated drwatch configuration."""
@@ -263,8 +460,17 @@ class Config:
     aws: AwsConfig = AwsConfig()
     poller: PollerConfig = PollerConfig()
     listen_address: str = DEFAULT_LISTEN_ADDRESS
+    # Prometheus-style web config (TLS, basic auth); `serve --web.config.file` overrides it.
+    web_config_file: str | None = None
     history: HistoryConfig = HistoryConfig()
     s3_freshness: S3FreshnessConfig = S3FreshnessConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    retention: RetentionConfig = RetentionConfig()
+    controls: ControlsConfig = ControlsConfig()
+    pricing: PricingConfig = PricingConfig()
+    # Discovery adds accounts; the shard keeps this replica's share of all accounts.
+    organizations: OrganizationsConfig | None = None
+    shard: Shard = field(default_factory=Shard)
 
     @property
     def history_path(self) -> str:
@@ -303,6 +509,13 @@ _TOP_FIELDS: Final = (
     "aws",
     "poller",
     "s3_freshness",
+    "kafka",
+    "retention",
+    "controls",
+    "pricing",
+    "organizations",
+    "shard",
+    "web_config_file",
 )
 _ACCOUNT_FIELDS: Final = ("id", "name", "role_arn", "external_id", "session_name")
 _COLLECTOR_FIELDS: Final = ("enabled", "interval", "stale_after", "timeout")
@@ -327,6 +540,55 @@ _FRESHNESS_TARGET_FIELDS: Final = (
     "expected_interval",
 )
 _HISTORY_FIELDS: Final = ("path", "raw_days", "retention_days")
+_ORGANIZATIONS_FIELDS: Final = (
+    "role_arn_template",
+    "management_role_arn",
+    "external_id",
+    "session_name",
+    "ous",
+    "exclude_ous",
+    "exclude_accounts",
+    "refresh_interval",
+)
+_KAFKA_FIELDS: Final = ("partition_detail", "mirrormaker2")
+_MM2_FIELDS: Final = (
+    "account",
+    "region",
+    "source",
+    "target",
+    "topics",
+    "position",
+    "consumer_group",
+    "offset_syncs_topic",
+    "heartbeats_topic",
+)
+_KAFKA_CLUSTER_FIELDS: Final = (
+    "alias",
+    "bootstrap_servers",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password_env",
+    "ca_file",
+    "msk_iam_region",
+)
+_KAFKA_NAME_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,249}", re.ASCII)
+_ENV_NAME_RE: Final = re.compile(r"[A-Z_][A-Z0-9_]*", re.ASCII)
+_PRICING_FIELDS: Final = ("overrides", "inter_region_transfer_per_gib", "manual_snapshot_max_age")
+_PRICE_OVERRIDE_FIELDS: Final = ("service", "storage_class", "region", "per_gib_month")
+_RETENTION_FIELDS: Final = ("tag_key", "default", "classes", "rules")
+_DATA_CLASS_FIELDS: Final = ("min_days", "max_days")
+_RETENTION_RULE_FIELDS: Final = ("service", "resource_type", "class")
+_CONTROLS_FIELDS: Final = (
+    "rpo_compliance",
+    "job_success_rate",
+    "copy_max_age",
+    "replication_lag",
+    "kafka_message_lag",
+    "restore_cadence",
+    "drill_cadence",
+    "monitoring_coverage",
+)
 
 # Field used for problems with the document as a whole (e.g. a YAML list).
 _ROOT_FIELD: Final = "<root>"
@@ -342,6 +604,8 @@ _EXTERNAL_ID_RE: Final = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 _SESSION_NAME_RE: Final = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _REGION_RE: Final = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]+", re.ASCII)
 _BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+# Organizational unit and root ids, as AWS documents their patterns.
+_OU_ID_RE: Final = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32}", re.ASCII)
 _TIER_NAME_RE: Final = re.compile(r"[a-z0-9_-]+", re.ASCII)
 _HOSTNAME_RE: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", re.ASCII)
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"
@@ -385,7 +649,13 @@ def parse_config(data: object) -> Config:
         raise ConfigError(_ROOT_FIELD, "must be a mapping of fields such as accounts and regions")
     root = _fields(data, "", _TOP_FIELDS)
     listen_address = _parse_listen_address(root.get("listen_address"), "listen_address")
-    accounts = _parse_accounts(root.get("accounts"), "accounts")
+    organizations = _parse_organizations(root.get("organizations"), "organizations")
+    # With discovery the static list is optional: it adds accounts or overrides their role.
+    accounts = (
+        ()
+        if organizations is not None and root.get("accounts") is None
+        else _parse_accounts(root.get("accounts"), "accounts")
+    )
     regions = _parse_regions(root.get("regions"), "regions")
     tiers = _parse_tiers(root.get("tiers"), "tiers")
     freshness = _parse_s3_freshness(root.get("s3_freshness"), accounts, regions, tiers)
@@ -393,16 +663,26 @@ def parse_config(data: object) -> Config:
     enabled_by_default = DEFAULT_ENABLED_COLLECTORS | (
         {"s3_freshness"} if freshness.targets else set()
     )
+    kafka = _parse_kafka(root.get("kafka"), accounts, regions)
+    # Configured MirrorMaker 2 flows switch the kafka collector on (MSK needs no config).
+    enabled_by_default |= {"kafka"} if kafka.mirrormaker2 else set()
     return Config(
         accounts=accounts,
         regions=regions,
         collectors=_parse_collectors(root.get("collectors"), "collectors", enabled_by_default),
         tiers=tiers,
         s3_freshness=freshness,
+        kafka=kafka,
         aws=_parse_aws(root.get("aws"), "aws"),
         poller=_parse_poller(root.get("poller"), "poller"),
         listen_address=listen_address,
+        web_config_file=_optional(root, "", "web_config_file", None, _string),
         history=_parse_history(root.get("history"), root.get("history_path")),
+        organizations=organizations,
+        shard=_optional(root, "", "shard", Shard(), _parse_shard),
+        retention=_parse_retention(root.get("retention"), "retention"),
+        controls=_parse_controls(root.get("controls"), "controls"),
+        pricing=_parse_pricing(root.get("pricing"), "pricing"),
     )
 
 
@@ -1069,3 +1349,461 @@ def _parse_history_path(value: object, path: str) -> str:
     if "\0" in history_path:
         raise ConfigError(path, "must not contain NUL characters")
     return history_path
+
+
+def _parse_pricing(value: object, path: str) -> PricingConfig:
+    fields = _fields(value, path, _PRICING_FIELDS)
+    overrides_path = _child(path, "overrides")
+    overrides = fields.get("overrides")
+    return PricingConfig(
+        overrides=()
+        if overrides is None
+        else tuple(
+            _parse_price_override(item, _item(overrides_path, index))
+            for index, item in enumerate(_list(overrides, overrides_path))
+        ),
+        inter_region_transfer_per_gib=_optional(
+            fields, path, "inter_region_transfer_per_gib", None, _price
+        ),
+        manual_snapshot_max_age_days=_optional(
+            fields,
+            path,
+            "manual_snapshot_max_age",
+            DEFAULT_MANUAL_SNAPSHOT_MAX_AGE_DAYS,
+            _whole_days,
+        ),
+    )
+
+
+def _parse_price_override(value: object, path: str) -> PriceOverride:
+    fields = _fields(value, path, _PRICE_OVERRIDE_FIELDS)
+    class_path = _child(path, "storage_class")
+    storage_class = _string(_require(fields.get("storage_class"), class_path), class_path)
+    if storage_class not in STORAGE_CLASSES:
+        raise ConfigError(class_path, f"must be one of {', '.join(STORAGE_CLASSES)}")
+    price_path = _child(path, "per_gib_month")
+    return PriceOverride(
+        service=_optional(fields, path, "service", "*", _string),
+        storage_class=storage_class,
+        region=_optional(fields, path, "region", "*", _price_region),
+        per_gib_month=_price(_require(fields.get("per_gib_month"), price_path), price_path),
+    )
+
+
+def _price_region(value: object, path: str) -> str:
+    region = _string(value, path)
+    if region != "*" and not _REGION_RE.fullmatch(region):
+        raise ConfigError(path, 'must be an AWS region such as eu-west-1, or "*" for every region')
+    return region
+
+
+def _price(value: object, path: str) -> float:
+    """US dollars: a finite number >= 0 (0 is a valid price, e.g. a free allowance)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, "must be a number of US dollars, e.g. 0.05")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(path, "must be a finite number >= 0")
+    return float(value)
+
+
+def _whole_days(value: object, path: str) -> int:
+    """A duration of at least one day, in whole days ("90d", "2160h")."""
+    seconds = _duration(value, path)
+    if seconds < 86400 or seconds % 86400:
+        raise ConfigError(path, 'must be a whole number of days, at least one, e.g. "90d"')
+    return int(seconds // 86400)
+
+
+def _parse_retention(value: object, path: str) -> RetentionConfig:
+    fields = _fields(value, path, _RETENTION_FIELDS)
+    classes_value = fields.get("classes")
+    # Like tier targets: configured classes replace the default class wholesale.
+    classes = (
+        DEFAULT_DATA_CLASSES
+        if classes_value is None
+        else _parse_data_classes(classes_value, _child(path, "classes"))
+    )
+    known = ", ".join(classes)
+    default_path = _child(path, "default")
+    default_class = _optional(fields, path, "default", DEFAULT_DATA_CLASS, _string)
+    if fields.get("default") is None and default_class not in classes:
+        raise ConfigError(
+            default_path,
+            f'required because retention.classes has no "{DEFAULT_DATA_CLASS}"; use one of {known}',
+        )
+    if default_class not in classes:
+        raise ConfigError(
+            default_path, f'unknown data class "{default_class}"; expected one of {known}'
+        )
+    rules_value = fields.get("rules")
+    rules_path = _child(path, "rules")
+    rules = (
+        ()
+        if rules_value is None
+        else tuple(
+            _parse_retention_rule(item, _item(rules_path, index), classes)
+            for index, item in enumerate(_list(rules_value, rules_path))
+        )
+    )
+    return RetentionConfig(
+        tag_key=_optional(fields, path, "tag_key", DEFAULT_DATA_CLASS_TAG_KEY, _parse_tag_key),
+        default_class=default_class,
+        classes=classes,
+        rules=rules,
+    )
+
+
+def _parse_data_classes(value: object, path: str) -> Mapping[str, DataClass]:
+    given = _mapping(value, path)
+    if not given:
+        raise ConfigError(path, "must define at least one data class")
+    classes: dict[str, DataClass] = {}
+    for name, item in given.items():
+        class_path = _child(path, name)
+        # Lower case only, because class_for lower-cases the tag value (as tiers do).
+        if not _TIER_NAME_RE.fullmatch(name):
+            raise ConfigError(class_path, "data class names must match [a-z0-9_-]+")
+        classes[name] = _parse_data_class(item, class_path)
+    return MappingProxyType(classes)
+
+
+def _parse_data_class(value: object, path: str) -> DataClass:
+    fields = _fields(_require(value, path), path, _DATA_CLASS_FIELDS)
+    min_path = _child(path, "min_days")
+    min_days = _integer(_require(fields.get("min_days"), min_path), min_path, 0, MAX_RETENTION_DAYS)
+    max_days = _optional(
+        fields, path, "max_days", None, lambda v, p: _integer(v, p, 1, MAX_RETENTION_DAYS)
+    )
+    if max_days is not None and max_days < min_days:
+        raise ConfigError(_child(path, "max_days"), f"must be >= min_days ({min_days})")
+    return DataClass(min_days=min_days, max_days=max_days)
+
+
+def _parse_retention_rule(
+    value: object, path: str, classes: Mapping[str, DataClass]
+) -> RetentionRule:
+    fields = _fields(_require(value, path), path, _RETENTION_RULE_FIELDS)
+    class_path = _child(path, "class")
+    data_class = _string(_require(fields.get("class"), class_path), class_path)
+    if data_class not in classes:
+        raise ConfigError(
+            class_path, f'unknown data class "{data_class}"; expected one of {", ".join(classes)}'
+        )
+    service = _optional(fields, path, "service", None, _string)
+    resource_type = _optional(fields, path, "resource_type", None, _string)
+    if service is None and resource_type is None:
+        raise ConfigError(path, "needs service or resource_type (or both)")
+    return RetentionRule(data_class=data_class, service=service, resource_type=resource_type)
+
+
+# --- kafka: MirrorMaker 2 flows -------------------------------------------------
+
+
+def _parse_kafka(
+    value: object, accounts: Sequence[AccountConfig], regions: Sequence[str]
+) -> KafkaConfig:
+    fields = _fields(value, "kafka", _KAFKA_FIELDS)
+    partition_detail = _optional(fields, "kafka", "partition_detail", False, _boolean)
+    items = fields.get("mirrormaker2")
+    if items is None:
+        return KafkaConfig(partition_detail=partition_detail)
+    path = "kafka.mirrormaker2"
+    flows = tuple(
+        _parse_mm2_flow(item, _item(path, index), accounts, regions)
+        for index, item in enumerate(_list(items, path))
+    )
+    seen: dict[tuple[str, str], int] = {}
+    for index, flow in enumerate(flows):
+        key = (flow.source.alias, flow.target.alias)
+        if key in seen:
+            raise ConfigError(_item(path, index), f"duplicate of {_item(path, seen[key])}")
+        seen[key] = index
+    return KafkaConfig(partition_detail=partition_detail, mirrormaker2=flows)
+
+
+def _parse_mm2_flow(
+    value: object, path: str, accounts: Sequence[AccountConfig], regions: Sequence[str]
+) -> MirrorMaker2Flow:
+    fields = _fields(_require(value, path), path, _MM2_FIELDS)
+    region_path = _child(path, "region")
+    region = _string(_require(fields.get("region"), region_path), region_path)
+    if region not in regions:
+        raise ConfigError(region_path, f"must be one of regions ({', '.join(regions)})")
+    source = _parse_kafka_cluster(fields.get("source"), _child(path, "source"))
+    target = _parse_kafka_cluster(fields.get("target"), _child(path, "target"))
+    if source.alias == target.alias:
+        raise ConfigError(_child(_child(path, "target"), "alias"), "must differ from source.alias")
+    position = _optional(fields, path, "position", "consumer_group", _mm2_position)
+    group = _optional(fields, path, "consumer_group", "", _kafka_name)
+    if position == "consumer_group" and not group:
+        raise ConfigError(
+            _child(path, "consumer_group"), "required when position is consumer_group"
+        )
+    topics = fields.get("topics")
+    return MirrorMaker2Flow(
+        account_id=_freshness_account(fields.get("account"), _child(path, "account"), accounts),
+        region=region,
+        source=source,
+        target=target,
+        topics=()
+        if topics is None
+        else tuple(
+            _kafka_name(t, _item(_child(path, "topics"), i))
+            for i, t in enumerate(_list(topics, _child(path, "topics")))
+        ),
+        position=position,
+        consumer_group=group,
+        offset_syncs_topic=_optional(
+            fields,
+            path,
+            "offset_syncs_topic",
+            f"mm2-offset-syncs.{target.alias}.internal",
+            _kafka_name,
+        ),
+        heartbeats_topic=_optional(
+            fields, path, "heartbeats_topic", f"{source.alias}.heartbeats", _kafka_name
+        ),
+    )
+
+
+def _parse_kafka_cluster(value: object, path: str) -> KafkaClusterConfig:
+    fields = _fields(_require(value, path), path, _KAFKA_CLUSTER_FIELDS)
+    alias_path = _child(path, "alias")
+    alias = _kafka_name(_require(fields.get("alias"), alias_path), alias_path)
+    servers_path = _child(path, "bootstrap_servers")
+    servers = tuple(
+        _host_port(item, _item(servers_path, index))
+        for index, item in enumerate(_list(fields.get("bootstrap_servers"), servers_path))
+    )
+    protocol = _optional(fields, path, "security_protocol", "PLAINTEXT", _security_protocol)
+    mechanism = _optional(fields, path, "sasl_mechanism", "", _sasl_mechanism)
+    if protocol.startswith("SASL_") and not mechanism:
+        raise ConfigError(_child(path, "sasl_mechanism"), f"required with {protocol}")
+    if mechanism and not protocol.startswith("SASL_"):
+        raise ConfigError(
+            _child(path, "security_protocol"), "must be SASL_SSL or SASL_PLAINTEXT with SASL"
+        )
+    username = _optional(fields, path, "sasl_username", "", _string)
+    password_env = _optional(fields, path, "sasl_password_env", "", _env_name)
+    if mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and not (username and password_env):
+        raise ConfigError(
+            _child(path, "sasl_username"),
+            f"sasl_username and sasl_password_env required with {mechanism}",
+        )
+    return KafkaClusterConfig(
+        alias=alias,
+        bootstrap_servers=servers,
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=username,
+        sasl_password_env=password_env,
+        ca_file=_optional(fields, path, "ca_file", "", _string),
+        msk_iam_region=_optional(fields, path, "msk_iam_region", "", _region_name),
+    )
+
+
+def _kafka_name(value: object, path: str) -> str:
+    name = _string(value, path)
+    if not _KAFKA_NAME_RE.fullmatch(name):
+        raise ConfigError(path, "must be 1-249 of A-Z a-z 0-9 . _ -")
+    return name
+
+
+def _host_port(value: object, path: str) -> str:
+    text = _string(value, path)
+    host, sep, port = text.rpartition(":")
+    if not sep or not _HOSTNAME_RE.fullmatch(host) or not port.isdigit():
+        raise ConfigError(path, 'must be "host:port", e.g. "b-1.msk.example:9098"')
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(path, "port must be between 1 and 65535")
+    return text
+
+
+def _security_protocol(value: object, path: str) -> str:
+    return _choice(value, path, KAFKA_SECURITY_PROTOCOLS)
+
+
+def _sasl_mechanism(value: object, path: str) -> str:
+    return _choice(value, path, KAFKA_SASL_MECHANISMS)
+
+
+def _mm2_position(value: object, path: str) -> str:
+    return _choice(value, path, MM2_POSITIONS)
+
+
+def _choice(value: object, path: str, allowed: Sequence[str]) -> str:
+    text = _string(value, path)
+    if text not in allowed:
+        raise ConfigError(path, f"must be one of {', '.join(allowed)}")
+    return text
+
+
+def _env_name(value: object, path: str) -> str:
+    name = _string(value, path)
+    if not _ENV_NAME_RE.fullmatch(name):
+        raise ConfigError(path, "must be an environment variable name (A-Z, 0-9, _)")
+    return name
+
+
+def _region_name(value: object, path: str) -> str:
+    region = _string(value, path)
+    if not _REGION_RE.fullmatch(region):
+        raise ConfigError(path, "must be an AWS region such as eu-west-1")
+    return region
+
+
+# --- Organizations discovery and sharding (exporter/discovery.py, exporter/sharding.py). --
+
+
+def _parse_shard(value: object, path: str) -> Shard:
+    try:
+        return parse_shard(_string(value, path))
+    except ShardError as exc:
+        raise ConfigError(path, str(exc)) from exc
+
+
+def _parse_organizations(value: object, path: str) -> OrganizationsConfig | None:
+    if value is None:
+        return None
+    fields = _fields(value, path, _ORGANIZATIONS_FIELDS)
+    template_path = _child(path, "role_arn_template")
+    template = _parse_role_arn_template(
+        _require(fields.get("role_arn_template"), template_path), template_path
+    )
+    return OrganizationsConfig(
+        role_arn_template=template,
+        management_role_arn=_optional(fields, path, "management_role_arn", None, _any_role_arn),
+        external_id=_parse_external_id(
+            fields.get("external_id"), _child(path, "external_id"), template
+        ),
+        session_name=_optional(
+            fields, path, "session_name", DEFAULT_SESSION_NAME, _parse_session_name
+        ),
+        ous=_optional(fields, path, "ous", (), _parse_ou_ids),
+        exclude_ous=_optional(fields, path, "exclude_ous", (), _parse_ou_ids),
+        exclude_accounts=_optional(fields, path, "exclude_accounts", (), _parse_account_ids),
+        refresh_interval_seconds=_optional(
+            fields,
+            path,
+            "refresh_interval",
+            DEFAULT_DISCOVERY_REFRESH_SECONDS,
+            _parse_refresh_interval,
+        ),
+    )
+
+
+def _parse_role_arn_template(value: object, path: str) -> str:
+    template = _string(value, path)
+    if template.count(ACCOUNT_ID_PLACEHOLDER) != 1:
+        raise ConfigError(path, f"must contain {ACCOUNT_ID_PLACEHOLDER} exactly once")
+    # Checked with a sample id, so the template yields a valid role ARN for every account.
+    sample = "123456789012"
+    match = _ROLE_ARN_RE.fullmatch(template.replace(ACCOUNT_ID_PLACEHOLDER, sample))
+    if match is None or match["account"] != sample:
+        raise ConfigError(
+            path,
+            "must be a role ARN with {account_id} as its account, "
+            "e.g. arn:aws:iam::{account_id}:role/drwatch-read",
+        )
+    return template
+
+
+def _any_role_arn(value: object, path: str) -> str:
+    role_arn = _string(value, path)
+    if _ROLE_ARN_RE.fullmatch(role_arn) is None:
+        raise ConfigError(
+            path, "must be an IAM role ARN such as arn:aws:iam::111111111111:role/drwatch-org"
+        )
+    return role_arn
+
+
+def _parse_ou_ids(value: object, path: str) -> tuple[str, ...]:
+    ids: list[str] = []
+    for index, item in enumerate(_list(value, path)):
+        item_path = _item(path, index)
+        ou_id = _string(item, item_path)
+        if not _OU_ID_RE.fullmatch(ou_id):
+            raise ConfigError(
+                item_path, "must be an OU id (ou-xxxx-xxxxxxxx) or a root id (r-xxxx)"
+            )
+        if ou_id in ids:
+            raise ConfigError(item_path, f"duplicate of {_item(path, ids.index(ou_id))}")
+        ids.append(ou_id)
+    return tuple(ids)
+
+
+def _parse_account_ids(value: object, path: str) -> tuple[str, ...]:
+    return tuple(
+        _parse_account_id(item, _item(path, index))
+        for index, item in enumerate(_list(value, path))
+    )
+
+
+def _parse_refresh_interval(value: object, path: str) -> float:
+    interval = _duration(value, path)
+    if not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
+        raise ConfigError(
+            path, f"must be between {MIN_INTERVAL_SECONDS:g} and {MAX_INTERVAL_SECONDS:g} seconds"
+        )
+    return interval
+
+
+def _parse_controls(value: object, path: str) -> ControlsConfig:
+    fields = _fields(value, path, _CONTROLS_FIELDS)
+    defaults = ControlsConfig()
+    cadence_value = fields.get("restore_cadence")
+    cadence = (
+        defaults.restore_cadence_days
+        if cadence_value is None
+        else _parse_restore_cadence(cadence_value, _child(path, "restore_cadence"))
+    )
+    return ControlsConfig(
+        rpo_compliance=_optional(fields, path, "rpo_compliance", defaults.rpo_compliance, _share),
+        job_success_rate=_optional(
+            fields, path, "job_success_rate", defaults.job_success_rate, _share
+        ),
+        copy_max_age_seconds=_optional(
+            fields, path, "copy_max_age", defaults.copy_max_age_seconds, _positive_duration
+        ),
+        replication_lag_seconds=_optional(
+            fields, path, "replication_lag", defaults.replication_lag_seconds, _positive_duration
+        ),
+        kafka_message_lag=float(
+            _optional(
+                fields,
+                path,
+                "kafka_message_lag",
+                int(defaults.kafka_message_lag),
+                lambda v, p: _integer(v, p, 0),
+            )
+        ),
+        restore_cadence_days=cadence,
+        drill_cadence_days=_optional(
+            fields, path, "drill_cadence", defaults.drill_cadence_days * 86400.0, _positive_duration
+        )
+        / 86400.0,
+        monitoring_coverage=_optional(
+            fields, path, "monitoring_coverage", defaults.monitoring_coverage, _share
+        ),
+    )
+
+
+def _share(value: object, path: str) -> float:
+    """A share such as 0.99 (99%)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, "must be a number between 0 and 1, e.g. 0.99")
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(path, "must be between 0 and 1, e.g. 0.99")
+    return share
+
+
+def _parse_restore_cadence(value: object, path: str) -> Mapping[str, float]:
+    given = _mapping(value, path)
+    cadence: dict[str, float] = {}
+    for name, item in given.items():
+        item_path = _child(path, name)
+        if not _TIER_NAME_RE.fullmatch(name):
+            raise ConfigError(item_path, "resource class names must match [a-z0-9_-]+")
+        cadence[name] = _positive_duration(_require(item, item_path), item_path) / 86400.0
+    return MappingProxyType(cadence)

@@ -20,11 +20,16 @@ from prometheus_client.registry import Collector as PrometheusCollector
 
 from exporter import __version__
 from exporter.aws import ApiStats
-from exporter.config import TierConfig
+from exporter.config import RetentionConfig, TierConfig
 from exporter.model import (
     BackupCoverage,
     BackupFileSetState,
     JobCount,
+    KafkaConnectorState,
+    KafkaFlowRef,
+    KafkaPartitionLag,
+    KafkaReplicatorState,
+    KafkaTopicState,
     Observations,
     PlanRuleState,
     RecoveryState,
@@ -34,9 +39,19 @@ from exporter.model import (
     ResourceRef,
     S3BucketState,
     S3ReplicationRule,
+    UnitKey,
     VaultState,
 )
 from exporter.poller import UnitStatus
+from exporter.pricing import (
+    PriceTable,
+    StorageItem,
+    load_price_table,
+    monthly_cost,
+    storage_by_key,
+    storage_items,
+)
+from exporter.retention_metrics import retention_families
 
 # Fast enough to compress megabytes in milliseconds; the larger levels gain little on text.
 GZIP_LEVEL = 1
@@ -164,9 +179,17 @@ COPY_RECOVERY_GAUGES = (
 class ObservedMetrics(PrometheusCollector):
     """Resources, recovery states, copies, replication and tier targets of one snapshot."""
 
-    def __init__(self, statuses: Sequence[UnitStatus], tiers: TierConfig) -> None:
+    def __init__(
+        self,
+        statuses: Sequence[UnitStatus],
+        tiers: TierConfig,
+        prices: PriceTable,
+        retention: RetentionConfig | None = None,
+    ) -> None:
         self._statuses = statuses
         self._tiers = tiers
+        self._prices = prices
+        self._retention = retention or RetentionConfig()
 
     def collect(self) -> Iterator[Metric]:
         observed = [s.observations for s in self._statuses if s.observations is not None]
@@ -187,8 +210,12 @@ class ObservedMetrics(PrometheusCollector):
         yield from self._copies([s for s in states if s.is_copy])
         yield from self._replication(replications)
         yield from self._tiered_rpo(states, tier_of)
+        yield from retention_families(resources, self._retention, CACHED)
         yield from backup_families(observed)
         yield from s3_families(observed)
+        yield from kafka_families(observed)
+        vaults = [v for o in observed for v in o.vault_states]
+        yield from storage_families(storage_items(states, vaults), self._prices)
 
     def _tier_targets(self) -> Iterator[Metric]:
         rpo = GaugeMetricFamily(
@@ -503,6 +530,34 @@ def backup_families(observed: Sequence[Observations]) -> Iterator[Metric]:
             key=lambda r: (r.account_id, r.region, r.plan, r.rule),
         )
     )
+
+
+STORAGE_LABELS = ("account_id", "region", "service", "mechanism", "storage_class")
+
+
+def storage_families(items: Sequence[StorageItem], prices: PriceTable) -> Iterator[Metric]:
+    """Backup storage where it is billed, and its estimated monthly cost (exporter/pricing.py)."""
+    storage = gauge(
+        "drwatch_backup_storage_bytes",
+        "Backup storage by the account and region holding it, the protected resource's "
+        "service, mechanism and storage class (warm, cold, archive). Allocated sizes: an upper "
+        "bound for incremental snapshots.",
+        STORAGE_LABELS,
+    )
+    cost = gauge(
+        "drwatch_backup_storage_estimated_monthly_cost_dollars",
+        f"Estimated USD per month to keep that storage at the price table of {prices.as_of} "
+        "(exporter/prices/) with config overrides; an estimate, not a bill.",
+        STORAGE_LABELS,
+    )
+    for key, size in sorted(storage_by_key(items).items()):
+        _, region, service, _, storage_class = key
+        add(storage, list(key), float(size))
+        price = prices.price(service, storage_class, region)
+        # Micro-dollars: enough precision, and no float noise in the exposition.
+        add(cost, list(key), round(monthly_cost(size, price), 6))
+    yield storage
+    yield cost
 
 
 def vault_families(vaults: Sequence[VaultState]) -> Iterator[Metric]:
@@ -858,13 +913,22 @@ class MetricsView:
         snapshot: Callable[[], Sequence[UnitStatus]],
         stats: ApiStats,
         tiers: TierConfig,
+        prices: PriceTable | None = None,
+        extra: Sequence[PrometheusCollector] = (),
+        retention: RetentionConfig | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._tiers = tiers
+        self._retention = retention
+        # Read once: the shipped table (with the config's overrides when the caller passes them).
+        self._prices = prices or load_price_table()
         self._health = CollectorRegistry(auto_describe=False)
         self._health.register(HealthMetrics(snapshot, stats))
+        # Rendered on every scrape like the health part (reload and discovery status).
+        for collector in extra:
+            self._health.register(collector)
         self._lock = threading.Lock()
-        self._key: tuple[tuple[int, bool], ...] | None = None
+        self._key: tuple[tuple[UnitKey, int, bool], ...] | None = None
         self._observed = b""
         self._observed_gzip = b""
 
@@ -875,14 +939,256 @@ class MetricsView:
             return observed_gzip + gzip.compress(health, compresslevel=GZIP_LEVEL)
         return observed + health
 
+    def set_tiers(self, tiers: TierConfig) -> None:
+        """New RPO/RTO targets (config reload); the next scrape re-renders."""
+        with self._lock:
+            self._tiers = tiers
+            self._key = None
+
+    def set_retention(self, retention: RetentionConfig) -> None:
+        """New retention classes (config reload); the next scrape re-renders."""
+        with self._lock:
+            self._retention = retention
+            self._key = None
+
+    def register(self, collector: PrometheusCollector) -> None:
+        """Adds a collector rendered on every scrape (e.g. drill status from the history)."""
+        self._health.register(collector)
+
     def _observed_part(self) -> tuple[bytes, bytes]:
         statuses = self._snapshot()
-        key = tuple((s.runs, s.observations is not None) for s in statuses)
+        # Unit keys are part of the key: units come and go with discovery and reloads.
+        key = tuple((s.schedule.key, s.runs, s.observations is not None) for s in statuses)
         with self._lock:
             if key != self._key:
                 registry = CollectorRegistry(auto_describe=False)
-                registry.register(ObservedMetrics(statuses, self._tiers))
+                registry.register(
+                    ObservedMetrics(statuses, self._tiers, self._prices, self._retention)
+                )
                 self._observed = generate_latest(registry)
                 self._observed_gzip = gzip.compress(self._observed, compresslevel=GZIP_LEVEL)
                 self._key = key
             return self._observed, self._observed_gzip
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeStatus:
+    """Config reloads, account discovery and sharding, as drwatch's self-metrics show them."""
+
+    shard: str = "0/1"
+    watched_accounts: int = 0
+    reload_successful: bool = True
+    last_reload_success: datetime | None = None
+    discovery_enabled: bool = False
+    discovery_successful: bool = False
+    last_discovery_success: datetime | None = None
+    discovered_accounts: int = 0
+
+
+class ScopeMetrics(PrometheusCollector):
+    """Reload state (named as Prometheus names its own), discovery and shard size."""
+
+    def __init__(self, status: Callable[[], ScopeStatus]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._status()
+        reloaded = GaugeMetricFamily(
+            "drwatch_config_last_reload_successful",
+            "1 if the last config reload (SIGHUP or POST /-/reload) succeeded; "
+            "after a failed one the previous config stays in force.",
+        )
+        reloaded.add_metric([], float(status.reload_successful))
+        yield reloaded
+        if status.last_reload_success is not None:
+            yield GaugeMetricFamily(
+                "drwatch_config_last_reload_success_timestamp_seconds",
+                "Time the config was last loaded successfully (start-up or reload).",
+                value=status.last_reload_success.timestamp(),
+            )
+        watched = GaugeMetricFamily(
+            "drwatch_watched_accounts",
+            "Accounts this exporter polls: its shard's share of the configured and "
+            "discovered accounts.",
+            labels=("shard",),
+        )
+        watched.add_metric([status.shard], status.watched_accounts)
+        yield watched
+        if status.discovery_enabled:
+            yield from discovery_families(status)
+
+
+def discovery_families(status: ScopeStatus) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "drwatch_discovery_last_refresh_successful",
+        "1 if the last AWS Organizations account discovery succeeded; after a failure the "
+        "accounts found before stay watched.",
+        value=float(status.discovery_successful),
+    )
+    yield GaugeMetricFamily(
+        "drwatch_discovery_accounts",
+        "ACTIVE accounts the last successful discovery found (OU filters applied, all shards).",
+        value=status.discovered_accounts,
+    )
+    if status.last_discovery_success is not None:
+        yield GaugeMetricFamily(
+            "drwatch_discovery_last_success_timestamp_seconds",
+            "Time of the last successful AWS Organizations account discovery.",
+            value=status.last_discovery_success.timestamp(),
+        )
+
+
+# --- Kafka ------------------------------------------------------------------------------
+
+KAFKA_FLOW_LABELS = ("account_id", "region", "kind", "replicator", "source", "target")
+KAFKA_TOPIC_LABELS = (*KAFKA_FLOW_LABELS, "topic")
+KAFKA_CONNECTOR_LABELS = ("account_id", "region", "connector")
+
+
+def kafka_flow_labels(flow: KafkaFlowRef) -> list[str]:
+    return [flow.account_id, flow.region, flow.kind, flow.replicator, flow.source, flow.target]
+
+
+def kafka_families(observed: Sequence[Observations]) -> Iterator[Metric]:
+    """MSK Replicator and MirrorMaker 2 flows, their topics (and partitions), MSK Connect."""
+    yield from kafka_replicator_families(
+        sorted((r for o in observed for r in o.kafka_replicators), key=lambda r: r.flow)
+    )
+    yield from kafka_topic_families(
+        sorted((t for o in observed for t in o.kafka_topics), key=lambda t: (t.flow, t.topic))
+    )
+    yield from kafka_partition_families(
+        sorted(
+            (p for o in observed for p in o.kafka_partitions),
+            key=lambda p: (p.flow, p.topic, p.partition),
+        )
+    )
+    yield from kafka_connector_families(
+        sorted(
+            (c for o in observed for c in o.kafka_connectors),
+            key=lambda c: (c.account_id, c.region, c.connector),
+        )
+    )
+
+
+def kafka_replicator_families(replicators: Sequence[KafkaReplicatorState]) -> Iterator[Metric]:
+    info = gauge(
+        "drwatch_kafka_replicator_info",
+        "A Kafka replication flow (MSK Replicator, MirrorMaker 2) with its state (MSK: "
+        "RUNNING, FAILED...; MirrorMaker 2: RUNNING, or STALLED without a heartbeat in 5 "
+        "minutes); always 1.",
+        (*KAFKA_FLOW_LABELS, "state"),
+    )
+    topics = gauge(
+        "drwatch_kafka_replicator_topics",
+        "Topics with replication figures in the flow.",
+        KAFKA_FLOW_LABELS,
+    )
+    lag = gauge(
+        "drwatch_kafka_replicator_lag_messages",
+        "Messages not yet replicated, over all topics of the flow (MSK: MessageLag, Sum of "
+        "the newest 5 minutes; MirrorMaker 2: log-end offsets minus replicated positions).",
+        KAFKA_FLOW_LABELS,
+    )
+    latency = gauge(
+        "drwatch_kafka_replicator_latency_seconds",
+        "Replication latency of the flow (MSK: ReplicationLatency, Maximum of the newest 5 "
+        "minutes; MirrorMaker 2: poll time minus the newest replicated heartbeat).",
+        KAFKA_FLOW_LABELS,
+    )
+    heartbeat = gauge(
+        "drwatch_kafka_replicator_heartbeat_timestamp_seconds",
+        "MirrorMaker 2: emit time of the newest heartbeat replicated to the target.",
+        KAFKA_FLOW_LABELS,
+    )
+    failures = gauge(
+        "drwatch_kafka_replicator_failures",
+        "MSK ReplicatorFailure in the newest 5 minutes (Sum).",
+        KAFKA_FLOW_LABELS,
+    )
+    auth_errors = gauge(
+        "drwatch_kafka_replicator_auth_errors",
+        "MSK AuthError in the newest 5 minutes (Sum); topic-level auth errors are not in it.",
+        KAFKA_FLOW_LABELS,
+    )
+    throttle = gauge(
+        "drwatch_kafka_replicator_throttle_seconds",
+        "MSK ThrottleTime, Maximum of the newest 5 minutes.",
+        KAFKA_FLOW_LABELS,
+    )
+    for replicator in replicators:
+        labels = kafka_flow_labels(replicator.flow)
+        info.add_metric([*labels, replicator.state], 1)
+        topics.add_metric(labels, replicator.topics)
+        add(lag, labels, replicator.message_lag)
+        add(latency, labels, replicator.latency_seconds)
+        add(heartbeat, labels, timestamp(replicator.latest_replicated_point))
+        add(failures, labels, replicator.failures)
+        add(auth_errors, labels, replicator.auth_errors)
+        add(throttle, labels, replicator.throttle_seconds)
+    yield from (info, topics, lag, latency, heartbeat, failures, auth_errors, throttle)
+
+
+def kafka_topic_families(topic_states: Sequence[KafkaTopicState]) -> Iterator[Metric]:
+    lag = gauge(
+        "drwatch_kafka_replication_lag_messages",
+        "Messages of the topic not yet replicated (MSK: topic MessageLag; MirrorMaker 2: sum "
+        "over partitions of log-end offset minus replicated position); absent when unknown.",
+        KAFKA_TOPIC_LABELS,
+    )
+    latency = gauge(
+        "drwatch_kafka_replication_latency_seconds",
+        "MSK: topic ReplicationLatency, Maximum of the newest 5 minutes; absent when unknown.",
+        KAFKA_TOPIC_LABELS,
+    )
+    zero = gauge(
+        "drwatch_kafka_replication_latency_zero_while_producing",
+        "1 if the topic's latency is 0 while messages wait at the source (MessageLag > 0): "
+        "AWS's documented sign of a topic-level authorisation failure.",
+        KAFKA_TOPIC_LABELS,
+    )
+    for state in topic_states:
+        labels = [*kafka_flow_labels(state.flow), state.topic]
+        add(lag, labels, state.message_lag)
+        add(latency, labels, state.latency_seconds)
+        if state.flow.kind == "msk_replicator":
+            zero.add_metric(labels, float(state.zero_latency_while_producing))
+    yield from (lag, latency, zero)
+
+
+def kafka_partition_families(partitions: Sequence[KafkaPartitionLag]) -> Iterator[Metric]:
+    lag = gauge(
+        "drwatch_kafka_partition_lag_messages",
+        "MirrorMaker 2: messages of one partition not yet replicated (only with "
+        "kafka.partition_detail).",
+        (*KAFKA_TOPIC_LABELS, "partition"),
+    )
+    for item in partitions:
+        lag.add_metric(
+            [*kafka_flow_labels(item.flow), item.topic, str(item.partition)], item.message_lag
+        )
+    yield lag
+
+
+def kafka_connector_families(connectors: Sequence[KafkaConnectorState]) -> Iterator[Metric]:
+    info = gauge(
+        "drwatch_kafka_connector_info",
+        "An MSK Connect connector with its state (RUNNING, FAILED...); always 1.",
+        (*KAFKA_CONNECTOR_LABELS, "state"),
+    )
+    workers = gauge(
+        "drwatch_kafka_connector_workers",
+        "Workers of the connector (provisioned count, or the autoscaling minimum).",
+        KAFKA_CONNECTOR_LABELS,
+    )
+    tasks = gauge(
+        "drwatch_kafka_connector_tasks_max",
+        "tasks.max of the connector's configuration (MSK Connect reports no running count).",
+        KAFKA_CONNECTOR_LABELS,
+    )
+    for connector in connectors:
+        labels = [connector.account_id, connector.region, connector.connector]
+        info.add_metric([*labels, connector.state], 1)
+        add(workers, labels, connector.workers)
+        add(tasks, labels, connector.tasks_max)
+    yield from (info, workers, tasks)

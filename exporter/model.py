@@ -234,6 +234,74 @@ class BackupFileSetState:
     expected_interval_seconds: float | None = None
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class KafkaFlowRef:
+    """One Kafka replication flow: a replicator copying a source cluster to a target.
+
+    `replicator` is the MSK Replicator's name, or "<source>-><target>" for MirrorMaker 2;
+    `source`/`target` are the cluster aliases the replicator uses. Watched from the unit of
+    `account_id`/`region` (MSK: the replicator's, i.e. the target cluster's region).
+    """
+
+    account_id: str
+    region: str
+    kind: str  # msk_replicator | mirrormaker2
+    replicator: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaReplicatorState:
+    """A replicator as a whole: its state and its replicator-level figures (None = unknown)."""
+
+    flow: KafkaFlowRef
+    state: str  # MSK: RUNNING | CREATING | UPDATING | DELETING | FAILED; MM2: RUNNING | STALLED
+    topics: int = 0
+    message_lag: float | None = None
+    latency_seconds: float | None = None
+    latest_replicated_point: datetime | None = None  # MM2: newest replicated heartbeat
+    failures: float | None = None  # MSK ReplicatorFailure
+    auth_errors: float | None = None  # MSK AuthError
+    throttle_seconds: float | None = None  # MSK ThrottleTime
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTopicState:
+    """Replication of one topic of a flow (summed over its partitions)."""
+
+    flow: KafkaFlowRef
+    topic: str  # the source topic's name
+    message_lag: float | None = None
+    latency_seconds: float | None = None
+    # Latency 0 while messages still wait at the source: AWS's sign of a topic auth error.
+    zero_latency_while_producing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaPartitionLag:
+    """Offsets of one partition (only with `kafka.partition_detail`)."""
+
+    flow: KafkaFlowRef
+    topic: str
+    partition: int
+    source_end_offset: int
+    replicated_offset: int | None  # None: nothing replicated / committed yet
+    message_lag: int
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConnectorState:
+    """An MSK Connect connector (MirrorMaker 2 often runs on it)."""
+
+    account_id: str
+    region: str
+    connector: str
+    state: str  # RUNNING | FAILED | ...
+    workers: int | None = None
+    tasks_max: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Observations:
     """Everything one unit run saw. Collectors return it; metrics and history consume it."""
@@ -251,6 +319,10 @@ class Observations:
     s3_buckets: tuple[S3BucketState, ...] = ()
     s3_replication_rules: tuple[S3ReplicationRule, ...] = ()
     backup_file_sets: tuple[BackupFileSetState, ...] = ()
+    kafka_replicators: tuple[KafkaReplicatorState, ...] = ()
+    kafka_topics: tuple[KafkaTopicState, ...] = ()
+    kafka_partitions: tuple[KafkaPartitionLag, ...] = ()
+    kafka_connectors: tuple[KafkaConnectorState, ...] = ()
 
     def __len__(self) -> int:
         return (
@@ -267,6 +339,10 @@ class Observations:
             + len(self.s3_buckets)
             + len(self.s3_replication_rules)
             + len(self.backup_file_sets)
+            + len(self.kafka_replicators)
+            + len(self.kafka_topics)
+            + len(self.kafka_partitions)
+            + len(self.kafka_connectors)
         )
 
 
@@ -296,6 +372,40 @@ class UnitRun:
 class UnitResult:
     run: UnitRun
     observations: Observations
+
+
+@dataclass(frozen=True, slots=True)
+class DrillScenarioStatus:
+    """The newest recorded DR drill of one scenario (times as UNIX seconds)."""
+
+    scenario: str
+    last_timestamp: float  # incident start of the newest drill
+    last_passed: bool
+    last_success_timestamp: float | None = None  # incident start of the newest passed drill
+    last_rto_seconds: float | None = None
+    last_rto_target_seconds: float | None = None
+    last_rpo_seconds: float | None = None
+    last_rpo_target_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreClassStatus:
+    """Restore tests of one resource class in one account and region (DRW-11 cadence)."""
+
+    account_id: str
+    region: str
+    resource_class: str
+    last_success_timestamp: float | None = None  # completion of the newest validated restore
+    last_failure_timestamp: float | None = None
+    last_duration_seconds: float | None = None  # of the newest finished restore
+
+
+@dataclass(frozen=True, slots=True)
+class DrillStatus:
+    """What the history says about drills and restore tests, for the metrics view."""
+
+    scenarios: tuple[DrillScenarioStatus, ...] = ()
+    restore_classes: tuple[RestoreClassStatus, ...] = ()
 
 
 def to_jsonable(value: Any) -> Any:

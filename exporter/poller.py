@@ -102,6 +102,29 @@ class Poller:
         self._units = {s.key: _UnitState(schedule=s) for s in schedules}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Ready latches once every unit has run: units added later (discovered accounts, a
+        # reload) must not flap readiness and pull the replica out of its Service.
+        self._never_run = set(self._units)
+        self._was_ready = not self._never_run
+
+    def replace_units(self, schedules: Sequence[UnitSchedule], run_unit: UnitRunner) -> None:
+        """Swaps in a new unit set and runner (config reload, account discovery).
+
+        Units that stay keep their data, counters and due time (with the new schedule);
+        new units are due at once; removed units are dropped, so their series disappear on
+        the next scrape. A removed unit's queued run does not start; one already running
+        finishes and reaches the result sink (history) but is not served.
+        """
+        with self._lock:
+            current = self._units
+            self._units = {
+                s.key: _UnitState(schedule=s) if s.key not in current else current[s.key]
+                for s in schedules
+            }
+            for schedule in schedules:
+                self._units[schedule.key].schedule = schedule
+            self._run_unit = run_unit
+            self._never_run = {key for key, state in self._units.items() if state.last_run is None}
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -149,11 +172,17 @@ class Poller:
             self._stop.wait(min(self.seconds_until_next_due(), MAX_SCHEDULER_SLEEP_SECONDS))
 
     def _run(self, schedule: UnitSchedule) -> None:
+        with self._lock:
+            if schedule.key not in self._units:
+                return  # removed while queued (replace_units): its account is gone
+            run_unit = self._run_unit
         try:
-            result = self._run_unit(schedule)
+            result = run_unit(schedule)
         except BaseException:
             with self._lock:
-                self._units[schedule.key].running = False
+                state = self._units.get(schedule.key)
+                if state is not None:
+                    state.running = False
             raise
         self._record(result)
         if self._on_result is not None:
@@ -162,7 +191,11 @@ class Poller:
     def _record(self, result: UnitResult) -> None:
         run = result.run
         with self._lock:
-            state = self._units[run.unit]
+            state = self._units.get(run.unit)
+            if state is None:
+                return  # the unit was removed while it ran (see replace_units)
+            self._never_run.discard(run.unit)
+            self._was_ready = self._was_ready or not self._never_run
             state.running = False
             state.runs += 1
             state.last_run = run
@@ -197,6 +230,6 @@ class Poller:
 
     @property
     def ready(self) -> bool:
-        """True once every unit has completed at least one run, successful or not."""
+        """True once every unit has completed at least one run, successful or not; stays true."""
         with self._lock:
-            return all(state.last_run is not None for state in self._units.values())
+            return self._was_ready

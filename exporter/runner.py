@@ -12,7 +12,7 @@ from datetime import datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from exporter.aws import AwsAccess
+from exporter.aws import EXPIRED_CREDENTIAL_CODES, AwsAccess
 from exporter.collectors.base import (
     CollectContext,
     Collector,
@@ -84,6 +84,8 @@ class UnitRunner:
                 log.warning(
                     "unit %s failed: %s %s", key, code, message, exc_info=code == "InternalError"
                 )
+                if code in EXPIRED_CREDENTIAL_CODES:
+                    self._aws.forget_credentials(key.account_id)
         run = UnitRun(
             unit=key,
             started=started,

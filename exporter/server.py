@@ -16,9 +16,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from exporter import __version__
 from exporter.metrics import MetricsView
 from exporter.poller import UnitStatus
+from exporter.webconfig import TlsServerMixin, WebConfig, protect, server_ssl_context
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+# Reloads the config; None on success, else what went wrong (the old config stays).
+Reload = Callable[[], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +78,14 @@ class ExporterApp:
         metrics: MetricsView,
         ready: Callable[[], bool],
         snapshot: Callable[[], Sequence[UnitStatus]],
+        reload: Reload | None = None,
     ) -> None:
         self._metrics = metrics
         self._ready = ready
         self._snapshot = snapshot
         self._landing = landing_template()
+        # None: the lifecycle endpoint is off (`serve --web.enable-lifecycle` turns it on).
+        self._reload = reload
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -91,6 +97,8 @@ class ExporterApp:
             if self._ready():
                 return text(start_response, "200 OK", "drwatch is ready.\n")
             return text(start_response, "503 Service Unavailable", "first poll not complete.\n")
+        if path == "/-/reload":
+            return self._serve_reload(environ, start_response)
         if path == "/":
             page = self._landing.render(
                 version=__version__,
@@ -100,6 +108,17 @@ class ExporterApp:
             return respond(start_response, "200 OK", "text/html; charset=utf-8", page)
         return text(start_response, "404 Not Found", "not found; try /metrics\n")
 
+
+    def _serve_reload(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        """Reloads the config like Prometheus' POST /-/reload: 200, or 500 with the error."""
+        if self._reload is None:
+            return text(start_response, "403 Forbidden", "lifecycle API is not enabled.\n")
+        if environ.get("REQUEST_METHOD") not in ("POST", "PUT"):
+            return text(start_response, "405 Method Not Allowed", "use POST to reload.\n")
+        problem = self._reload()
+        if problem is not None:
+            return text(start_response, "500 Internal Server Error", f"reload failed: {problem}\n")
+        return text(start_response, "200 OK", "config reloaded.\n")
 
     def _serve_metrics(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
@@ -123,7 +142,7 @@ def text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     return respond(start_response, status, "text/plain; charset=utf-8", body)
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+class _ThreadingWSGIServer(TlsServerMixin, ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
@@ -137,13 +156,20 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class HttpServer:
-    """Serves an ExporterApp on a background thread."""
+    """Serves an ExporterApp on a background thread; TLS and basic auth per `web`."""
 
-    def __init__(self, app: ExporterApp, host: str, port: int) -> None:
+    def __init__(
+        self, app: ExporterApp, host: str, port: int, web: WebConfig | None = None
+    ) -> None:
+        web = web or WebConfig()
+        # Built before binding, so a bad certificate fails without leaving a socket open.
+        context = None if web.tls is None else server_ssl_context(web.tls)
         server_class = _ThreadingWSGIServerV6 if ":" in host else _ThreadingWSGIServer
         self._server = make_server(
-            host, port, app, server_class=server_class, handler_class=_QuietHandler
+            host, port, protect(app, web), server_class=server_class, handler_class=_QuietHandler
         )
+        self._server.ssl_context = context
+        self.scheme = "http" if context is None else "https"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="drwatch-http", daemon=True
         )

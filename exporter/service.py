@@ -7,14 +7,17 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import botocore.session
+from prometheus_client.registry import Collector as PrometheusCollector
 
 from exporter.aws import ApiStats, AwsAccess, EventHandler, SessionFactory
 from exporter.collectors import collector_classes
 from exporter.config import Config
 from exporter.metrics import MetricsView
 from exporter.poller import Clock, Poller, ResultSink, SystemClock
+from exporter.pricing import load_price_table
 from exporter.runner import UnitRunner, unit_schedules
-from exporter.server import ExporterApp, HttpServer
+from exporter.server import ExporterApp, HttpServer, Reload
+from exporter.webconfig import WebConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +29,18 @@ class Exporter:
     app: ExporterApp
     executor: Executor
 
-    def serve(self, host: str | None = None, port: int | None = None) -> HttpServer:
-        """Starts polling and the HTTP server; returns the server (its port may be 0-picked)."""
+    def serve(
+        self, host: str | None = None, port: int | None = None, web: WebConfig | None = None
+    ) -> HttpServer:
+        """Starts polling and the HTTP server; returns the server (its port may be 0-picked).
+
+        `web` (TLS, basic auth) comes from `--web.config.file`; None serves plain HTTP.
+        """
         server = HttpServer(
             self.app,
             self.config.listen_host if host is None else host,
             self.config.listen_port if port is None else port,
+            web,
         )
         self.poller.start()
         server.start()
@@ -50,6 +59,8 @@ def build_exporter(
     session_factory: SessionFactory = botocore.session.Session,
     extra_handlers: Sequence[tuple[str, EventHandler]] = (),
     on_result: ResultSink | None = None,
+    extra_metrics: Sequence[PrometheusCollector] = (),
+    reload: Reload | None = None,
 ) -> Exporter:
     clock = clock or SystemClock()
     executor = executor or ThreadPoolExecutor(
@@ -72,6 +83,13 @@ def build_exporter(
         clock,
         on_result=on_result,
     )
-    metrics = MetricsView(poller.snapshot, stats, config.tiers)
-    app = ExporterApp(metrics, lambda: poller.ready, poller.snapshot)
+    metrics = MetricsView(
+        poller.snapshot,
+        stats,
+        config.tiers,
+        prices=load_price_table(config.pricing),
+        extra=extra_metrics,
+        retention=config.retention,
+    )
+    app = ExporterApp(metrics, lambda: poller.ready, poller.snapshot, reload)
     return Exporter(config, aws, poller, metrics, app, executor)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -136,10 +138,57 @@ def connect(path: str | Path, *, read_only: bool = False) -> Database:
         uri = f"{Path(path).resolve().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
     else:
+        owner_only(Path(path))
         # check_same_thread=False: the store is built by the composition root and then used
         # by the writer thread alone; it is never shared between threads at once.
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
     return Database(conn)
+
+
+OWNER_ONLY = 0o600
+
+
+def owner_only(path: Path) -> None:
+    """Creates the database file readable by its owner only (the history lists the estate).
+
+    SQLite creates the -wal and -shm files with the main file's permissions, so they follow.
+    An existing file of ours that others may read is tightened; ":memory:" is left alone.
+    """
+    if str(path) == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, OWNER_ONLY)
+    except FileExistsError:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+                if file.exists():
+                    file.chmod(OWNER_ONLY)
+        return
+    os.close(fd)
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """BEGIN IMMEDIATE: takes the write lock before reading the chain head.
+
+    Several processes append to one history (`serve`'s writer, `drill` commands, `history
+    compact`). A deferred transaction reads the head, then fails with "database is locked"
+    when it tries to write after another process moved the head; IMMEDIATE waits for the
+    other writer instead (up to the connection's busy timeout). Inside a caller's
+    transaction (a merge, a test holding the lock) it nests as a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 def open_reader(path: str | Path) -> Database:
@@ -172,7 +221,7 @@ class HistoryStore:
 
     def ingest(self, result: UnitResult) -> IngestOutcome:
         """Stores one unit result in one transaction; a result seen before is skipped."""
-        with self.db.atomic():
+        with write_transaction(self.db):
             if self._already_stored(result.run):
                 return IngestOutcome(duplicate=True)
             states = self._encode(result)

@@ -19,7 +19,13 @@ from types import MappingProxyType
 
 from sqlite_utils import Database
 
-from reports.history import ChainAppender, HistoryError, epoch, rolled_up_until_epoch
+from reports.history import (
+    ChainAppender,
+    HistoryError,
+    epoch,
+    rolled_up_until_epoch,
+    write_transaction,
+)
 from reports.history_chain import NEVER_ROLLED_UP, Gap, canonical_json, gaps_digest
 from reports.history_figures import (
     DAY_SECONDS,
@@ -57,7 +63,7 @@ def compact(
         raise HistoryError("compaction needs 1 <= raw_days <= retention_days")
     cutoff = day_start(epoch(now - timedelta(days=raw_days)))
     retention_cutoff = day_start(epoch(now - timedelta(days=retention_days)))
-    with db.atomic():
+    with write_transaction(db):
         start = _rollup_start(db, cutoff)
         chain = ChainAppender(db)
         rollups = _append_rollups(db, chain, start, cutoff, policy) if start < cutoff else 0

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from exporter.cli_drill import record_demo_drills, with_drill_metrics
+from exporter.sandbox.backfill import BackfillSpec, demo_drill_rows
 from exporter.sandbox.backup_fleet import plan_backup_fleet, spec_for
 from exporter.sandbox.demo import sandbox_config, sandbox_exporter
 from exporter.sandbox.faults import FaultRule
@@ -129,6 +131,11 @@ def stack(
 ) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("prometheus")
     exporter = sandbox_exporter(sandbox_config(sandbox.endpoint_url, live_fleet.spec))
+    # Drill and restore-test panels read the history, as `serve` and `demo` do.
+    history = tmp / "history.db"
+    drills = demo_drill_rows(live_fleet, BackfillSpec(end=datetime.now(UTC), days=90))
+    record_demo_drills(history, drills)
+    with_drill_metrics(exporter, history)
     poll_with_a_failed_round(sandbox, exporter, live_fleet)
     server = exporter.serve("127.0.0.1", 0)
     local = start_stack(

@@ -7,6 +7,7 @@ from exporter.collectors.base import Collector
 from exporter.collectors.dynamodb import DynamoDbCollector
 from exporter.collectors.ebs import EbsCollector
 from exporter.collectors.elasticache import ElastiCacheCollector
+from exporter.collectors.kafka import KafkaCollector
 from exporter.collectors.rds import RdsCollector
 from exporter.collectors.s3_freshness import S3FreshnessCollector
 from exporter.collectors.s3_replication import S3ReplicationCollector
@@ -19,6 +20,7 @@ COLLECTORS: tuple[type[Collector], ...] = (
     ElastiCacheCollector,
     S3ReplicationCollector,
     S3FreshnessCollector,
+    KafkaCollector,
 )
 
 

@@ -284,19 +284,31 @@ def metric_batch(
 ) -> dict[MetricKey, float]:
     # Query ids must start with a lower-case letter and be unique within the call.
     by_id = {f"q{index}": key for index, key in enumerate(batch)}
+    queries = [metric_query(query_id, key) for query_id, key in by_id.items()]
+    newest = newest_metric_values(cloudwatch, queries, start, end)
+    return {by_id[query_id]: value for query_id, value in newest.items()}
+
+
+def newest_metric_values(
+    cloudwatch: Any, queries: Sequence[Mapping[str, Any]], start: datetime, end: datetime
+) -> dict[str, float]:
+    """Newest value of each query (by its Id) of one GetMetricData call, following pages.
+
+    At most METRIC_QUERIES_PER_CALL queries; shared with the kafka collector.
+    """
     params: dict[str, Any] = {
-        "MetricDataQueries": [metric_query(query_id, key) for query_id, key in by_id.items()],
+        "MetricDataQueries": list(queries),
         "StartTime": start,
         "EndTime": end,
         "ScanBy": "TimestampDescending",
     }
-    values: dict[MetricKey, float] = {}
+    values: dict[str, float] = {}
     while True:
         answer = cloudwatch.get_metric_data(**params)
         for result in answer.get("MetricDataResults", ()):
-            key = by_id[str(result["Id"])]
-            if result.get("Values") and key not in values:  # newest first
-                values[key] = float(result["Values"][0])
+            query_id = str(result["Id"])
+            if result.get("Values") and query_id not in values:  # newest first
+                values[query_id] = float(result["Values"][0])
         token = answer.get("NextToken")
         if not token:
             return values

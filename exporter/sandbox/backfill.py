@@ -266,3 +266,92 @@ def _replication(
         latest_replicated_point=moment - timedelta(seconds=lag),
         latency_seconds=lag,
     )
+
+
+# --- DR drills and active restore tests (docs/drills.md) ----------------------------------
+
+RESTORE_TEST_WEEKDAY_HOUR = 6  # weekly `drwatch drill run rds` at 06:00 UTC
+RESTORE_TEST_MINUTES = 24
+
+
+def demo_drill_rows(plan: FleetPlan, spec: BackfillSpec) -> list[dict[str, str]]:
+    """The demo's drills in `drwatch drill import` form: one per scenario over the period,
+    and a weekly active restore test of one healthy database (`drwatch drill run rds`,
+    recorded with source drill-runner). The region failure missed its 15-minute premium
+    RTO; it falls in the middle of the previous calendar month, the period the demo's
+    monthly reports cover."""
+    healthy = [db for db in plan.databases if db.scenario == "healthy"]
+    if not healthy:
+        raise ValueError("demo drills need at least one healthy database in the fleet")
+    first, second = healthy[0], healthy[1 % len(healthy)]
+    region = {
+        "issues": "DNS failover waited out a 1-hour TTL;runbook named a retired VPC",
+        "follow_ups": "lower the failover record TTL to 60 s;update the region runbook",
+    }
+    ransomware = {
+        "issues": "the immutable vault copy was found by hand",
+        "follow_ups": "tag the locked vault in the runbook",
+    }
+    pitr = {"notes": "point-in-time restore to just before the bad migration"}
+    mid_previous_month = (spec.end.replace(day=1) - timedelta(days=1)).replace(day=15)
+    corruption, ransomed = _days_before(spec, 45), _days_before(spec, 30)
+    drills = [
+        _drill(spec, "region_failure", mid_previous_month, "tier:premium", (6, 55, 4), **region),
+        _drill(spec, "database_failure", _days_before(spec, 62), first.identifier, (3, 38, 6)),
+        _drill(spec, "data_corruption", corruption, second.identifier, (9, 50, 12), **pitr),
+        _drill(spec, "ransomware", ransomed, "tier:standard", (12, 52, 14), **ransomware),
+        _drill(spec, "service_failure", _days_before(spec, 12), "tier:basic", (2, 20, 0)),
+    ]
+    return [row for row in drills if row] + _restore_tests(first, spec)
+
+
+def _days_before(spec: BackfillSpec, days: int) -> datetime:
+    return spec.end - timedelta(days=days)
+
+
+def _drill(
+    spec: BackfillSpec,
+    scenario: str,
+    day: datetime,
+    scope: str,
+    minutes: tuple[int, int, int],  # detected, restored, data lost (restore point before)
+    **text: str,
+) -> dict[str, str]:
+    start = day.replace(hour=10, minute=0, second=0, microsecond=0)
+    if not spec.start <= start < spec.end:
+        return {}  # a shorter backfill has no room for this drill
+    detected, restored, lost = minutes
+    return {
+        "drill_id": f"demo-{scenario}-{start:%Y%m%d}",
+        "scenario": scenario,
+        "scope": scope,
+        "incident_start": start.isoformat(),
+        "detected_at": (start + timedelta(minutes=detected)).isoformat(),
+        "restored_at": (start + timedelta(minutes=restored)).isoformat(),
+        "restore_point": (start - timedelta(minutes=lost)).isoformat(),
+        **text,
+    }
+
+
+def _restore_tests(db: PlannedDatabase, spec: BackfillSpec) -> list[dict[str, str]]:
+    rows = []
+    day = spec.end.replace(hour=RESTORE_TEST_WEEKDAY_HOUR, minute=0, second=0, microsecond=0)
+    if day >= spec.end:
+        day -= timedelta(days=1)
+    while day >= spec.start:
+        snapshot = _snapshot_time(day) if day.hour >= SNAPSHOT_HOUR else day
+        rows.append(
+            {
+                "drill_id": f"restore-test-{db.identifier}-{day:%Y%m%dt%H%M%S}",
+                "scenario": "database_failure",
+                "scope": f"{db.account_id}/{db.region}/rds/db/{db.identifier}",
+                "incident_start": day.isoformat(),
+                "detected_at": day.isoformat(),
+                "restored_at": (day + timedelta(minutes=RESTORE_TEST_MINUTES)).isoformat(),
+                "restore_point": snapshot.isoformat(),
+                "source": "drill-runner",
+                "notes": "weekly active restore test (simulated)",
+            }
+        )
+        day -= timedelta(days=7)
+    return rows

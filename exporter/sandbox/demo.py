@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ import botocore.session
 from exporter.aws import EventHandler
 from exporter.config import Config, parse_config
 from exporter.poller import Clock, ResultSink
-from exporter.sandbox.backfill import BackfillSpec, backfill_results
+from exporter.sandbox.backfill import BackfillSpec, backfill_results, demo_drill_rows
 from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.s3_fleet import plan_s3_fleet
 from exporter.sandbox.server import Sandbox
@@ -56,6 +56,7 @@ def sandbox_config(endpoint_url: str, spec: FleetSpec, interval: int = 60, **ext
             "backup": {"enabled": True, "interval": interval},
             "s3_replication": {"enabled": True, "interval": interval},
             "s3_freshness": {"enabled": True, "interval": interval},
+            "kafka": {"enabled": True, "interval": interval},
         },
         "aws": {"endpoint_url": endpoint_url, "max_attempts": 2},
         "s3_freshness": {"targets": freshness_targets(spec)},
@@ -90,16 +91,22 @@ def run_demo(
     run: Callable[[Exporter], None],
     on_result: ResultSink | None = None,
     backfill_days: int = 0,
+    on_drills: Callable[[Sequence[Mapping[str, str]]], Any] | None = None,
 ) -> None:
     """Seeds a mixed fleet into a fresh sandbox and hands the exporter to `run`.
 
     The seeded times are fixed at `now`: the longer a demo runs, the older every recovery
     point gets, exactly as if backups had stopped at start-up. With `on_result` (the history
     sink), `backfill_days` of simulated past polls of the same fleet go to it first, and then
-    every live poll.
+    every live poll. `on_drills` gets the backfill's DR drills and restore tests (rows in
+    `drwatch drill import` form).
     """
     spec = FleetSpec(seed=seed, rds_instances=instances, aurora_clusters=clusters, now=now)
     plan = plan_fleet(spec)
+    # Drills first: they are written on their own connection, and the history writer
+    # (fed by on_result) must not be mid-transaction meanwhile.
+    if on_drills is not None and backfill_days > 0:
+        on_drills(demo_drill_rows(plan, BackfillSpec(end=now, days=backfill_days)))
     if on_result is not None and backfill_days > 0:
         for past in backfill_results(plan, BackfillSpec(end=now, days=backfill_days)):
             on_result(past)

@@ -2,7 +2,19 @@
 
 `FaultMiddleware` wraps moto's WSGI app. For each request it works out the signing service,
 region, account and operation (see `awsprotocol`), asks the `FaultInjector` what to do, and
-either sleeps, answers with an AWS-shaped error, or passes the request through.
+either sleeps, answers with an AWS-shaped error, drops the connection without an answer, or
+passes the request through. Kinds of fault (`FaultRule.kind`):
+
+- "error": an AWS error reply (`error_code`, `http_status`): throttling (`Throttling`,
+  `ThrottlingException`, `SlowDown`), server errors (`InternalFailure` 500,
+  `ServiceUnavailable` 503), `AccessDenied`, expired credentials (`ExpiredToken`; scope the
+  rule to one `access_key` to expire exactly the keys a client holds now). With an empty
+  `error_code` and a latency, the rule only delays.
+- "timeout": hold the request `latency_seconds`, then close the connection unanswered; with
+  a latency beyond the client's read timeout the client times out first.
+- "drop": close the connection at once without an answer, as a crashed endpoint or a
+  refusing proxy does (botocore: `ConnectionClosedError`). A refused TCP connect cannot be
+  scoped to one operation on a shared port: point a client at a closed port for that.
 
 Rules can be changed in-process (`sandbox.faults.add(...)`) or over HTTP on the same port, so
 a demo or a benchmark running in another process can steer them:
@@ -17,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +49,7 @@ from exporter.sandbox.awsprotocol import (
 )
 
 CONTROL_PATH = "/_drwatch/faults"
+FAULT_KINDS = ("error", "timeout", "drop")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[WsgiEnviron, StartResponse], Iterable[bytes]]
@@ -50,7 +64,7 @@ class FaultRule:
     `error_code` "" with a positive `latency_seconds` only delays the request.
     """
 
-    error_code: str
+    error_code: str = ""
     http_status: int = 400
     message: str = "injected by drwatch sandbox"
     service: str | None = None  # SigV4 signing name, e.g. "rds"; None = any
@@ -59,15 +73,19 @@ class FaultRule:
     account_id: str | None = None
     probability: float = 1.0
     latency_seconds: float = 0.0
+    kind: str = "error"  # see the module doc: error, timeout, drop
+    access_key: str | None = None  # only requests signed with this access key id
 
     def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"kind: must be one of {', '.join(FAULT_KINDS)}, got {self.kind!r}")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"probability: must be within [0, 1], got {self.probability}")
         if self.latency_seconds < 0:
             raise ValueError(f"latency_seconds: must be >= 0, got {self.latency_seconds}")
         if not 100 <= self.http_status <= 599:
             raise ValueError(f"http_status: must be an HTTP status, got {self.http_status}")
-        if not self.error_code and self.latency_seconds == 0:
+        if self.kind == "error" and not self.error_code and self.latency_seconds == 0:
             raise ValueError("error_code: empty is only allowed with latency_seconds > 0")
 
     def matches(self, scope: RequestScope, account_id: str | None) -> bool:
@@ -77,6 +95,7 @@ class FaultRule:
             (self.operation, scope.operation),
             (self.region, scope.region),
             (self.account_id, account_id),
+            (self.access_key, scope.access_key),
         )
         return all(
             expected is None or (actual is not None and expected.lower() == actual.lower())
@@ -104,7 +123,7 @@ def rule_from_dict(data: Mapping[str, Any]) -> FaultRule:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown field (known: {', '.join(fields)})")
-    if "error_code" not in data:
+    if data.get("kind", "error") == "error" and "error_code" not in data:
         raise ValueError("error_code: required")
     _check_json_types(data)
     try:
@@ -124,6 +143,8 @@ def _check_json_types(data: Mapping[str, Any]) -> None:
         "account_id": (str, type(None)),
         "probability": (int, float),
         "latency_seconds": (int, float),
+        "kind": (str,),
+        "access_key": (str, type(None)),
     }
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, expected[name]):
@@ -173,7 +194,7 @@ class FaultInjector:
                 if not rule.matches(scope, account_id) or not self._fires(rule):
                     continue
                 latency += rule.latency_seconds
-                if rule.error_code:
+                if rule.error_code or rule.kind != "error":
                     return FaultDecision(latency, rule)
         return FaultDecision(latency, None)
 
@@ -212,6 +233,8 @@ class FaultMiddleware:
             self._sleep(decision.latency_seconds)
         if decision.error is None:
             return self._app(environ, start_response)
+        if decision.error.kind != "error":
+            return _drop_connection(environ, start_response)
         return _send(self._error_reply(scope, decision.error), start_response)
 
     def _account_of(self, scope: RequestScope) -> str | None:
@@ -256,6 +279,20 @@ def _rules_from_json(raw: bytes) -> list[FaultRule]:
         except ValueError as error:
             raise ValueError(f"[{index}].{error}") from error
     return rules
+
+
+def _drop_connection(environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+    """Shuts the client's connection down unanswered (werkzeug hands us its socket).
+
+    The response werkzeug then tries to write meets a closed socket, which it treats as a
+    client that went away: no traceback, no answer.
+    """
+    connection = environ.get("werkzeug.socket")
+    if connection is None:
+        raise RuntimeError("drop/timeout faults need werkzeug's server (werkzeug.socket)")
+    connection.shutdown(socket.SHUT_RDWR)
+    start_response("500 Internal Server Error", [("Content-Length", "0")])
+    return [b""]
 
 
 def _send(reply: HttpReply, start_response: StartResponse) -> Iterable[bytes]:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from moto.rds.models import DBClusterSnapshot, DBSnapshot, RDSBackend, rds_backends
 
 from exporter.sandbox.backup_fleet import plan_backup_fleet, seed_backup_fleet, spec_for
+from exporter.sandbox.kafka_fleet import plan_for_fleet, seed_kafka_fleet
 from exporter.sandbox.moto_extensions import (
     install_moto_extensions,
     plan_latest_restorable_time,
@@ -530,6 +531,8 @@ def seed_fleet(sandbox: Sandbox, plan: FleetPlan) -> None:
     seed_stores(sandbox, plan_stores(stores_spec_for(plan)))
     # Replicated buckets with CloudWatch lag, and backup-file prefixes (s3_fleet).
     seed_s3_fleet(sandbox, plan_s3_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
+    # MSK Replicators (one lagging, one failed) with CloudWatch figures, MSK Connect connectors.
+    seed_kafka_fleet(sandbox, plan_for_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
 
 
 def _run_all(results: Iterator[None]) -> None:

@@ -30,6 +30,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from exporter.sandbox.backup_moto import install_backup_extensions
 from exporter.sandbox.faults import FaultInjector, FaultMiddleware
+from exporter.sandbox.kafka_moto import install_kafka_extensions
 from exporter.sandbox.moto_extensions import install_moto_extensions
 from exporter.sandbox.s3_moto import install_s3_extensions
 from exporter.sandbox.stores_moto import install_stores_extensions
@@ -89,6 +90,7 @@ class Sandbox:
         install_backup_extensions()
         install_s3_extensions()
         install_stores_extensions()
+        install_kafka_extensions()
         self._server = make_server(
             self._host,
             self._port,

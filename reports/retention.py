@@ -1,0 +1,73 @@
+"""Retention policy by data class, as the reports apply it (DRW-03 minimum, DRW-04 maximum).
+
+The config (`retention:` in drwatch.yml) is parsed by `exporter.config`; the CLI converts it
+to this policy, so `reports/` depends on no config code (as with `RpoPolicy`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DAY_SECONDS = 86400
+# Lifecycle deletion is not instantaneous (AWS Backup and RDS delete expired points within
+# about a day), so a point is "older than the maximum" only past this grace.
+EXPIRY_GRACE_SECONDS = DAY_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class DataClassPolicy:
+    name: str
+    min_days: int
+    max_days: int | None = None
+
+    @property
+    def max_seconds(self) -> float:
+        return math.inf if self.max_days is None else float(self.max_days * DAY_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRule:
+    data_class: str
+    service: str | None = None
+    resource_type: str | None = None
+
+    def matches(self, service: str, resource_type: str) -> bool:
+        return self.service in (None, service) and self.resource_type in (None, resource_type)
+
+
+def _default_classes() -> Mapping[str, DataClassPolicy]:
+    return MappingProxyType({"default": DataClassPolicy("default", 7)})
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Which data class a resource is in and what that class requires.
+
+    Precedence: the resource's `tag_key` tag when it names a class (case-insensitive), then
+    the first matching rule, then `default_class`.
+    """
+
+    tag_key: str = "data-class"
+    default_class: str = "default"
+    classes: Mapping[str, DataClassPolicy] = field(default_factory=_default_classes)
+    rules: tuple[ClassRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = {self.default_class, *(r.data_class for r in self.rules)} - set(self.classes)
+        if unknown:
+            raise ValueError(f"retention policy names unknown data classes: {sorted(unknown)}")
+
+    def class_for(self, service: str, resource_type: str, tags: Mapping[str, str]) -> str:
+        tagged = tags.get(self.tag_key, "").strip().lower()
+        if tagged in self.classes:
+            return tagged
+        for rule in self.rules:
+            if rule.matches(service, resource_type):
+                return rule.data_class
+        return self.default_class
+
+    def policy_for(self, data_class: str) -> DataClassPolicy:
+        return self.classes[data_class]

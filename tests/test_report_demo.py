@@ -1,0 +1,54 @@
+"""`drwatch demo` renders the three framework reports for the last full month of its
+backfilled history (the same backfill the demo writes, polled six-hourly to stay fast)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pypdf
+
+from exporter.cli_report import last_full_month, render_demo_reports
+from exporter.sandbox.backfill import BackfillSpec, backfill_results
+from exporter.sandbox.fleet import FleetSpec, plan_fleet
+from reports.history import HistoryStore
+
+NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
+
+
+def test_last_full_month_of_the_backfill() -> None:
+    month = last_full_month(NOW - timedelta(days=90), NOW)
+    assert month is not None
+    assert month.label == "2026-10"
+    # October must be whole: from 2026-09-30 12:00 it is, from 2026-10-02 12:00 it is not.
+    assert last_full_month(NOW - timedelta(days=52), NOW) == month
+    assert last_full_month(NOW - timedelta(days=50), NOW) is None
+
+
+def test_demo_renders_soc2_pci_and_gdpr_for_the_last_full_month(tmp_path: Path) -> None:
+    plan = plan_fleet(FleetSpec(seed=7, rds_instances=4, aurora_clusters=2, now=NOW))
+    backfill = BackfillSpec(end=NOW, days=62, interval=timedelta(hours=6))
+    history = tmp_path / "drwatch-demo-history.db"
+    with HistoryStore(history) as store:
+        for result in backfill_results(plan, backfill):
+            store.ingest(result)
+    said: list[str] = []
+    paths = render_demo_reports(history, backfill.start, NOW, said.append)
+    assert [p.name for p in paths] == [
+        "drwatch-demo-soc2-2026-10.pdf",
+        "drwatch-demo-pci-dss-2026-10.pdf",
+        "drwatch-demo-gdpr-2026-10.pdf",
+        "drwatch-demo-management-2026-10.pdf",
+    ]
+    assert "rendering the gdpr report for 2026-10" in said
+    for path in paths:
+        cover = " ".join(pypdf.PdfReader(path).pages[0].extract_text().split())
+        assert "2026-10-01 00:00 UTC to 2026-11-01 00:00 UTC" in cover
+    # The backfill's failed-backup streak (40 to 35 days before NOW) is in October.
+    soc2 = json.loads(paths[0].with_suffix(".json").read_text())
+    failed_jobs = [
+        f for f in soc2["findings"] if f["control_id"] == "DRW-09" and f["status"] == "fail"
+    ]
+    assert len(failed_jobs) == 1
+    assert "5 failed from 2026-10-13 to 2026-10-17 (ACCESS_DENIED)" in failed_jobs[0]["facts"]
