@@ -12,18 +12,25 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from exporter import __version__
+from exporter.cli_common import (
+    F,
+    UsageProblem,
+    history_options,
+    load_or_fail,
+    require_database,
+    resolve_history,
+)
 from exporter.collectors import collector_classes
 from exporter.config import (
     DEFAULT_HISTORY_RAW_DAYS,
     DEFAULT_HISTORY_RETENTION_DAYS,
     DEFAULT_PORT,
     DEFAULT_TIER_TARGETS,
-    Config,
     ConfigError,
     TierConfig,
     load_config,
@@ -44,21 +51,6 @@ from reports.history_compact import compact
 from reports.history_figures import RpoPolicy
 from reports.history_read import stats, write_csv, write_json
 from reports.history_writer import HistoryWriter
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class ConfigProblem(click.ClickException):
-    """A bad config file: the message names the field; exit code 2 like a usage error."""
-
-    exit_code = 2
-
-
-def load_or_fail(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        raise ConfigProblem(f"{path}: {error}") from error
 
 
 def config_option(function: F) -> F:
@@ -284,7 +276,7 @@ def load_web_or_fail(path: Path) -> WebConfig:
     try:
         return load_web_config(path)
     except ConfigError as error:
-        raise ConfigProblem(f"{path}: {error}") from error
+        raise UsageProblem(f"{path}: {error}") from error
 
 
 def open_history_writer(path: str | Path) -> HistoryWriter:
@@ -509,36 +501,6 @@ def _serve_and_announce(exporter: Any, port: int, stack: DemoStack) -> Any:
 
 
 # --- history ---------------------------------------------------------------------------
-
-
-def history_options(function: F) -> F:
-    function = click.option(
-        "--db",
-        "db_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="History database file (default: history.path of --config).",
-    )(function)
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="drwatch YAML config file: its history settings and tiers.",
-    )(function)
-
-
-def resolve_history(config_path: Path | None, db_path: Path | None) -> tuple[Path, Config | None]:
-    config = load_or_fail(config_path) if config_path else None
-    if db_path is not None:
-        return db_path, config
-    if config is None:
-        raise click.UsageError("give --config (uses history.path) or --db PATH")
-    return Path(config.history_path), config
-
-
-def require_database(path: Path) -> None:
-    if not path.is_file():
-        raise click.ClickException(f"{path}: no history database here")
 
 
 @cli.group()

@@ -17,14 +17,13 @@ from typing import Any, TypeVar
 import click
 from psycopg.conninfo import make_conninfo
 
+from exporter.cli_common import UsageProblem, history_options, require_database, resolve_history
 from exporter.config import (
     DAY_SECONDS,
     DEFAULT_TIER_TARGETS,
     AwsConfig,
     Config,
-    ConfigError,
     TierTarget,
-    load_config,
 )
 from exporter.drill_import import DrillImportError, drill_from_row, parse_aware, read_drill_file
 from exporter.drill_metrics import DrillMetrics
@@ -63,10 +62,8 @@ from reports.history import HistoryStore, open_reader
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DrillProblem(click.ClickException):
+class DrillProblem(UsageProblem):
     """A drill that cannot be recorded as given: exit 2, like a usage error."""
-
-    exit_code = 2
 
 
 class AwareDateTime(click.ParamType[datetime, Any]):
@@ -86,37 +83,6 @@ class AwareDateTime(click.ParamType[datetime, Any]):
 
 
 TIME = AwareDateTime()
-
-
-def resolve_history(config_path: Path | None, db_path: Path | None) -> tuple[Path, Config | None]:
-    """The history file (--db, else the config's history.path) and the config if given."""
-    config = None
-    if config_path is not None:
-        try:
-            config = load_config(config_path)
-        except ConfigError as error:
-            raise DrillProblem(f"{config_path}: {error}") from error
-    if db_path is not None:
-        return db_path, config
-    if config is None:
-        raise click.UsageError("give --config (uses history.path) or --db PATH")
-    return Path(config.history_path), config
-
-
-def database_options(function: F) -> F:
-    function = click.option(
-        "--db",
-        "db_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="History database file (default: history.path of --config).",
-    )(function)
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="drwatch YAML config file: its history path and tier targets.",
-    )(function)
 
 
 def outcome_options(function: F) -> F:
@@ -181,7 +147,7 @@ def drill() -> None:
 
 
 @drill.command("record")
-@database_options
+@history_options
 @incident_options
 @outcome_options
 def drill_record(config_path: Path | None, db_path: Path | None, **fields: Any) -> None:
@@ -203,7 +169,7 @@ def drill_record(config_path: Path | None, db_path: Path | None, **fields: Any) 
 
 
 @drill.command("start")
-@database_options
+@history_options
 @incident_options
 @click.option("--notes", default="", help="Free text.")
 def drill_start(config_path: Path | None, db_path: Path | None, **fields: Any) -> None:
@@ -222,7 +188,7 @@ def drill_start(config_path: Path | None, db_path: Path | None, **fields: Any) -
 
 
 @drill.command("finish")
-@database_options
+@history_options
 @click.argument("drill_id")
 @outcome_options
 def drill_finish(
@@ -243,7 +209,7 @@ def drill_finish(
 
 
 @drill.command("list")
-@database_options
+@history_options
 @click.option("--since", type=TIME, help="Incident start from (with zone; default: all).")
 @click.option("--until", type=TIME, help="Incident start before (with zone).")
 @click.option("--json", "as_json", is_flag=True, help="Print the drills as JSON.")
@@ -259,8 +225,7 @@ def drill_list(
     Example: drwatch drill list --db h.db --since 2026-10-01T00:00:00Z --json
     """
     path, _ = resolve_history(config_path, db_path)
-    if not path.is_file():
-        raise click.ClickException(f"{path}: no history database here")
+    require_database(path)
     db = open_reader(path)
     start = int(since.timestamp()) if since else -(2**62)
     end = int(until.timestamp()) if until else 2**62
@@ -283,7 +248,7 @@ def drill_list(
 
 
 @drill.command("import")
-@database_options
+@history_options
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 def drill_import(config_path: Path | None, db_path: Path | None, file: Path) -> None:
     """Import drills run elsewhere from a YAML or CSV file (all or nothing).
@@ -426,7 +391,7 @@ def drill_run() -> None:
 
 
 @drill_run.command("rds")
-@database_options
+@history_options
 @click.option("--instance", required=True, help="RDS instance whose backups to restore.")
 @click.option("--region", required=True, help="Region of the instance.")
 @click.option(

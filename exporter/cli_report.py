@@ -20,15 +20,14 @@ from types import MappingProxyType
 import click
 
 from exporter import __version__
+from exporter.cli_common import UsageProblem, resolve_history
 from exporter.config import (
     DEFAULT_TIER_TARGETS,
     Config,
-    ConfigError,
     ControlsConfig,
     PricingConfig,
     RetentionConfig,
     TierConfig,
-    load_config,
 )
 from exporter.pricing import load_price_table
 from reports import management
@@ -41,10 +40,8 @@ from reports.render import Attachment, RenderError, render_pdf
 from reports.retention import ClassRule, DataClassPolicy, RetentionPolicy
 
 
-class ReportUsageError(click.ClickException):
+class ReportUsageError(UsageProblem):
     """A report request that cannot be served (bad period, empty history): exit 2."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,20 +198,6 @@ def parse_period(month: str | None, since: datetime | None, until: datetime | No
     return Period.between(start, end)
 
 
-def _history_path(config_path: Path | None, db_path: Path | None) -> tuple[Path, Config | None]:
-    config = None
-    if config_path is not None:
-        try:
-            config = load_config(config_path)
-        except ConfigError as error:
-            raise ReportUsageError(f"{config_path}: {error}") from error
-    if db_path is not None:
-        return db_path, config
-    if config is None:
-        raise click.UsageError("give --config (uses history.path) or --db PATH")
-    return Path(config.history_path), config
-
-
 def write_report(
     framework: str,
     db_path: Path,
@@ -290,7 +273,7 @@ def report(
     Example: drwatch report --framework soc2 --period 2026-10 --config drwatch.yml --out soc2.pdf
     """
     period = parse_period(month, since, until)
-    path, config = _history_path(config_path, db_path)
+    path, config = resolve_history(config_path, db_path)
     target = out or Path(f"drwatch-{framework}-{period.start:%Y-%m-%d}.pdf")
     started = time.monotonic()
 

@@ -140,7 +140,7 @@ def test_history_needs_a_config_or_a_db() -> None:
 
 def test_history_reports_a_missing_database(tmp_path: Path) -> None:
     code, output = invoke("history", "stats", "--db", str(tmp_path / "nope.db"))
-    assert code == 1
+    assert code == 2
     assert "no history database here" in output
 
 
