@@ -133,17 +133,9 @@ def numbers(shape: Shape, integral: bool) -> st.SearchStrategy[Any]:
     return st.floats(low, high, allow_nan=False, allow_infinity=False)
 
 
-# Members AWS always sends for the items the collectors read (the API references list them
-# in every example response), though botocore's models mark them optional. The collectors
-# index them directly; an item without one fails its unit with InternalError (reported to
-# the lead, see the module doc). Every other optional member may be missing here.
-ALWAYS_SENT = frozenset(
-    {
-        "CreationDate",  # AWS Backup recovery points and jobs
-        "CompletionDate",  # finished AWS Backup jobs (the collector reads finished ones only)
-        "Region",  # RDS automated backups
-    }
-)
+# Members the generated responses always carry: none beyond identities. The collectors
+# tolerate every optional member missing (a point or job without its dates is skipped).
+ALWAYS_SENT: frozenset[str] = frozenset()
 
 
 def is_identity(member: str) -> bool:

@@ -318,6 +318,8 @@ def observe(records: BackupRecords, ctx: ObserveContext) -> Observations:
             job_event(kind, item, ctx, testing_plans)
             for kind in JOB_KINDS
             for item in records.new_jobs.get(kind.name, ())
+            # History places every job in time; one without a creation date cannot be placed.
+            if item.get("CreationDate") is not None
         ),
         vault_states=tuple(vault_state(v, records.recovery_points, ctx) for v in records.vaults),
         job_counts=tuple(job_counts(records.window_jobs, ctx)),
@@ -381,7 +383,8 @@ def recovery_states(
     states = []
     for ref, group in sorted(by_ref.items()):
         restorable = [p for p in group if p.get("Status") in RESTORABLE_POINT_STATUSES]
-        times = [p["CreationDate"] for p in restorable]
+        # CreationDate is optional in the API model; a point without one cannot set an age.
+        times = [p["CreationDate"] for p in restorable if p.get("CreationDate") is not None]
         retention = [d for d in (delete_after_days(p) for p in restorable) if d is not None]
         arns = {str(p["ResourceArn"]) for p in group}
         states.append(
@@ -505,7 +508,10 @@ def job_event(
 
 def duration_seconds(item: Record) -> float | None:
     completed: datetime | None = item.get("CompletionDate")
-    return None if completed is None else (completed - item["CreationDate"]).total_seconds()
+    created: datetime | None = item.get("CreationDate")
+    if completed is None or created is None:
+        return None
+    return (completed - created).total_seconds()
 
 
 def resource_job_states(
@@ -517,8 +523,8 @@ def resource_job_states(
         groups: dict[tuple[ResourceRef, str, str, str], list[Record]] = defaultdict(list)
         for item in latest.get(kind.name, ()):
             arn = str(item.get(kind.resource_key, ""))
-            if not arn:
-                continue
+            if not arn or item.get("CompletionDate") is None:
+                continue  # nothing to attribute, or (optional in the model) nothing to order by
             ref = resource_ref(arn, ctx)
             if not is_local(ref, ctx):
                 continue  # its own unit reports it

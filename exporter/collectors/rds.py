@@ -340,9 +340,11 @@ def local_restore_window_starts(
 
 def source_ref_of_replica(backup: Record) -> ResourceRef:
     source_arn = str(backup["DBInstanceArn"])
+    # Region is optional in the API model; the source instance's ARN names it too.
+    region = backup.get("Region") or source_arn.split(":")[3]
     return ResourceRef(
         arn_account(source_arn),
-        str(backup["Region"]),
+        str(region),
         SERVICE,
         "db_instance",
         str(backup.get("DBInstanceIdentifier", "")),
