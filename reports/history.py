@@ -434,6 +434,10 @@ def _receipt(result: UnitResult, states: list[_StateRow]) -> dict[str, Any]:
 # Observations (vaults, plan rules, job counts... as collectors add them) is stored as one
 # set-valued interval per unit and field, so history keeps up without a schema change.
 _KEYED_FIELDS = frozenset({"resources", "recovery_states", "replication_states", "job_events"})
+# Per-partition Kafka offsets (kafka.partition_detail) change on every poll and would rewrite
+# hundreds of rows each time; the per-topic lag they sum to is stored, the detail is only
+# served as metrics.
+_METRICS_ONLY_FIELDS = frozenset({"kafka_partitions"})
 
 
 def compact_json(record: Any, identity: tuple[str, ...]) -> str:
@@ -475,7 +479,7 @@ _REPLICATION_IDENTITY = (
 
 def _set_rows(observations: Observations) -> Iterator[_StateRow]:
     for item in dataclasses.fields(observations):
-        if item.name in _KEYED_FIELDS:
+        if item.name in _KEYED_FIELDS or item.name in _METRICS_ONLY_FIELDS:
             continue
         records = getattr(observations, item.name)
         if records:

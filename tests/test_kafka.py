@@ -320,3 +320,15 @@ def test_history_stores_kafka_observations(tmp_path: Path) -> None:
         assert first.opened > 0
         assert again.opened == 0  # unchanged figures extend their intervals
         assert verify_chain(store.db).ok
+
+
+def test_history_keeps_topic_lag_but_not_partition_offsets(tmp_path: Path) -> None:
+    """Partition offsets move every poll; storing them would rewrite hundreds of rows a poll."""
+    observations = mm2_flow_observed(partition_detail=True)
+    assert observations.kafka_partitions  # the metrics get the detail
+    run = UnitRun(UnitKey("kafka", "111111111111", "eu-west-1"), NOW, 0.5, True)
+    with HistoryStore(tmp_path / "history.db") as store:
+        store.ingest(UnitResult(run, observations))
+        kinds = {row["kind"] for row in store.db.query("SELECT DISTINCT kind FROM state_keys")}
+    assert "kafka_topics" in kinds
+    assert "kafka_partitions" not in kinds
