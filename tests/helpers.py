@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import sys
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 
@@ -49,3 +52,17 @@ class ImmediateExecutor(ManualExecutor):
         future = super().submit(fn, *args, **kwargs)
         self.run_pending()
         return future
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_command(config: Path, port: int, *extra: str) -> list[str]:
+    """`drwatch serve` on loopback, as a real process runs it."""
+    listen = f"127.0.0.1:{port}"
+    command = [sys.executable, "-m", "exporter", "serve", "--config", str(config)]
+    return [*command, "--listen-address", listen, *extra]

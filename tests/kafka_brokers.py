@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from exporter.collectors.kafka_mm2 import OffsetSync, encode_heartbeat, encode_offset_sync
+from tests.helpers import free_port
 
 START_TIMEOUT_SECONDS = 10.0
 QUIET = {"log_level": 0}
@@ -56,12 +57,6 @@ class Broker:
     def stop(self) -> None:
         self.process.kill()
         self.process.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_broker() -> Broker:

@@ -33,6 +33,7 @@ from exporter.sandbox.server import Sandbox
 from reports.history import HistoryStore
 from reports.history_chain import verify_chain
 from reports.history_compact import compact
+from tests.helpers import free_port, serve_command
 from tests.test_cli import SANDBOX_ENV, sandbox_config_file
 from tests.test_history_compact import (
     AWAY,
@@ -43,7 +44,6 @@ from tests.test_history_compact import (
     away_observations,
     home_observations,
 )
-from tests.test_serve import free_port
 
 ROOT = Path(__file__).parent.parent
 
@@ -209,16 +209,7 @@ def test_sigterm_finishes_the_running_polls_stores_them_and_exits_cleanly(
     )
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen-address",
-            f"127.0.0.1:{port}",
-        ],
+        serve_command(config, port),
         env={**SANDBOX_ENV, "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

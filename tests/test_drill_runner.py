@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -52,6 +51,7 @@ from reports.drills import load_drills, load_restore_tests
 from reports.history import open_reader
 from reports.history_chain import verify_chain
 from tests.conftest import OperationRecorder
+from tests.helpers import free_port
 
 REGION = "eu-central-1"
 MOTO_ACCOUNT = "123456789012"  # static sandbox keys land in moto's default account
@@ -80,12 +80,6 @@ def postgres_bin(name: str) -> str:
     )
     assert found, f"{name} is required: scripts/system-deps installs postgresql"
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def as_postgres_user(command: list[str]) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import threading
 import time
 import urllib.request
@@ -35,7 +34,7 @@ from exporter.sandbox.server import Sandbox
 from exporter.server import HttpServer
 from exporter.service import Exporter
 from tests.conftest import NOW, sandbox_config, sandbox_exporter
-from tests.helpers import FakeClock, ImmediateExecutor
+from tests.helpers import FakeClock, ImmediateExecutor, free_port
 from tests.test_metrics import samples, value
 
 # Retries under 30% throttling: expected attempts per call with botocore's standard mode are
@@ -163,12 +162,6 @@ def test_expired_keys_are_dropped_and_the_role_assumed_again(
 
 def accounts_config(accounts: list[str]) -> list[dict[str, str]]:
     return [{"id": a, "role_arn": f"arn:aws:iam::{a}:role/{demo.SANDBOX_ROLE}"} for a in accounts]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_connection_refused_fails_every_unit_and_the_exporter_keeps_serving(

@@ -34,7 +34,8 @@ from exporter.kafka_client import (
     TopicPartition,
     client_settings,
 )
-from tests.kafka_brokers import Broker, Copier, brokers, free_port
+from tests.helpers import free_port
+from tests.kafka_brokers import Broker, Copier, brokers
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

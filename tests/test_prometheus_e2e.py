@@ -35,8 +35,8 @@ from exporter.sandbox.server import Sandbox
 from exporter.sandbox.stack import StackSettings, start_stack
 from exporter.sandbox.stores_fleet import plan_stores, stores_spec_for
 from exporter.service import Exporter
+from tests.helpers import free_port
 from tests.test_grafana import dashboard_files, load, query_panels
-from tests.test_serve import free_port
 
 ROOT = Path(__file__).parent.parent
 RESOURCE_HEALTH_ALERTS = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,9 +20,9 @@ from exporter.sandbox.demo import sandbox_session
 from exporter.sandbox.server import Sandbox
 from exporter.server import ExporterApp
 from tests.conftest import NOW
-from tests.helpers import FakeClock, ImmediateExecutor
+from tests.helpers import FakeClock, ImmediateExecutor, free_port, serve_command
 from tests.test_cli import SANDBOX_ENV
-from tests.test_serve import free_port, wait_ready
+from tests.test_serve import wait_ready
 
 # Any accounts do: reloads change which units exist, not what the sandbox holds.
 ACCOUNTS = ("111111111111", "222222222222")
@@ -94,17 +93,7 @@ def test_sighup_and_post_reload_a_running_serve(tmp_path: Path, sandbox: Sandbox
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen-address",
-            f"127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
+        serve_command(config, port, "--web.enable-lifecycle"),
         env={**SANDBOX_ENV, "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

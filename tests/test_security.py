@@ -43,8 +43,8 @@ from exporter.sandbox.faults import FaultRule
 from exporter.sandbox.fleet import FleetPlan
 from exporter.sandbox.server import Sandbox
 from reports.history import HistoryStore
+from tests.helpers import free_port
 from tests.test_exporter_e2e import IAM_ACTION_OF_OPERATION
-from tests.test_serve import free_port
 from tests.test_webconfig import make_pki
 
 ACCESS_KEY = "AKIADRWATCHLEAKTEST1"

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from exporter.sandbox.fleet import FleetPlan
 from exporter.sandbox.server import Sandbox
+from tests.helpers import free_port, serve_command
 from tests.test_cli import SANDBOX_ENV, sandbox_config_file
 
 SECRET = "never-log-this-secret-key"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[str], attempts: int = 300) -> None:
@@ -45,16 +38,7 @@ def test_serve_polls_serves_and_exits_cleanly_on_sigterm(
     config = sandbox_config_file(tmp_path, sandbox, fleet)
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen-address",
-            f"127.0.0.1:{port}",
-        ],
+        serve_command(config, port),
         env={**SANDBOX_ENV, "AWS_SECRET_ACCESS_KEY": SECRET, "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -16,7 +16,7 @@ import yaml
 
 from exporter.config import AccountConfig
 from exporter.sharding import Shard, ShardError, hashmod, parse_shard
-from tests.test_serve import free_port
+from tests.helpers import free_port
 
 
 def synthetic_accounts(count: int, seed: int = 13) -> list[AccountConfig]:
