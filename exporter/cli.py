@@ -395,7 +395,7 @@ def demo(
         if fresh and backfill_days:
             writer.flush()  # the reports read what the backfill wrote
             for path in render_demo_reports(
-                history_path, now - timedelta(days=backfill_days), now, click.echo
+                history_path, now - timedelta(days=backfill_days), now, demo_progress
             ):
                 click.echo(f"  report: {path}")
         run_until_signalled(
@@ -415,6 +415,12 @@ def demo(
         on_drills=lambda rows: record_demo_drills(history_path, rows),
         run=serve_demo,
     )
+
+
+def demo_progress(message: str) -> None:
+    """The demo's report steps without WeasyPrint's own (`drwatch report` shows those)."""
+    if not message.startswith("pdf: "):
+        click.echo(message)
 
 
 def has_polls(path: Path) -> bool:
