@@ -7,21 +7,28 @@ snapshot and its backup job, mixed tiers, 10% with a cross-region
 copy, 5% with a five-day failed-backup streak, 2% stale for three days, and a three-hour
 polling outage in one unit. Then the SOC 2 report for the 30 days is built and rendered.
 
-Run: .venv/bin/python bench/report.py [--quick] [--keep DIR]
-Prints: ingest time, history size, evaluation (context) time, render time, pages, PDF and
-JSON companion sizes.
+Run: .venv/bin/python bench/report.py [--quick | --resources N --days D] [--keep DIR]
+[--json] [--profile FILE]. Prints: ingest time (one transaction per unit poll), history
+size, evaluation (context) time, render time, pages, PDF and JSON companion sizes, and the
+peak resident memory of the report (VmHWM, reset after generating the history); --json
+prints them as one object for bench/table.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
+
+from pyinstrument import Profiler
 
 from exporter.model import (
     JobEvent,
@@ -151,28 +158,39 @@ def polls(fleet: list[tuple[UnitKey, ResourceRef, int]], days: int) -> Iterator[
         moment += timedelta(hours=1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 resources x 3 days")
-    parser.add_argument("--keep", type=Path, help="write the history, PDF and JSON here")
-    args = parser.parse_args()
-    count, days = (100, 3) if args.quick else (1000, 30)
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="drwatch-bench-report-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_bytes() -> int:
+    """VmHWM since the last reset (ru_maxrss cannot be reset, so it is only the fallback)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def generate(history: Path, fleet: list[tuple[UnitKey, ResourceRef, int]], days: int) -> float:
+    """Writes the simulated history, one transaction per unit poll; returns the seconds."""
+    started = time.perf_counter()
+    with HistoryStore(history) as store:
+        for result in polls(fleet, days):
+            store.ingest(result)
+    return time.perf_counter() - started
+
+
+def run(count: int, days: int, workdir: Path) -> dict[str, Any]:
+    """Generates (unless kept from an earlier run), evaluates and renders; the figures."""
     history = workdir / "history.db"
     fleet = resources(count)
+    figures: dict[str, Any] = {"resources": count, "days": days}
     if not history.exists():
-        started = time.perf_counter()
-        with HistoryStore(history) as store:
-            for result in polls(fleet, days):
-                store.ingest(result)
-        print(
-            f"ingest: {time.perf_counter() - started:.1f} s "
-            f"({count} resources x {days} days, hourly)"
-        )
-    print(f"history: {history.stat().st_size / 1e6:.1f} MB")
+        figures["ingest_seconds"] = round(generate(history, fleet, days), 2)
+    figures["history_mb"] = round(history.stat().st_size / 1e6, 1)
+    reset_peak_rss()  # the report's peak, not the generation's
     period = Period(START, START + timedelta(days=days), f"{days} days from 2026-10-01")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     context = build_context(
         open_reader(history),
         period,
@@ -181,20 +199,77 @@ def main() -> None:
         generated_at=datetime.now(UTC),
         version="bench",
     )
-    evaluated = time.perf_counter() - started
+    figures["evaluation_seconds"] = round(time.perf_counter() - started, 2)
+    # CPU seconds too: on a shared machine wall time includes waiting for a core.
+    figures["evaluation_cpu_seconds"] = round(time.process_time() - cpu, 2)
+    cpu = time.process_time()
     data = json.dumps(companion(context), indent=1).encode()
-    out = workdir / "soc2.pdf"
-    result = render_pdf(TEMPLATE, context, out, [Attachment("soc2.json", data, "companion")])
+    result = render_pdf(
+        TEMPLATE, context, workdir / "soc2.pdf", [Attachment("soc2.json", data, "companion")]
+    )
+    figures["render_seconds"] = round(result.seconds, 2)
+    figures["render_cpu_seconds"] = round(time.process_time() - cpu, 2)
+    figures["report_seconds"] = round(figures["evaluation_seconds"] + result.seconds, 2)
+    figures["pages"] = result.pages
+    figures["pdf_mb"] = round(result.size_bytes / 1e6, 2)
+    figures["companion_mb"] = round(len(data) / 1e6, 2)
+    figures["findings"] = len(context["findings"])
+    figures["exceptions"] = len(context["exceptions"])
+    figures["peak_rss_mb"] = round(peak_rss_bytes() / 2**20, 1)
+    return figures
+
+
+def show(figures: dict[str, Any], workdir: Path) -> None:
+    count, days = figures["resources"], figures["days"]
+    if "ingest_seconds" in figures:
+        print(
+            f"ingest: {figures['ingest_seconds']:.1f} s ({count} resources x {days} days, hourly)"
+        )
+    print(f"history: {figures['history_mb']:.1f} MB")
     print(
-        f"evaluation and context: {evaluated:.1f} s "
-        f"({len(context['findings'])} findings, {len(context['exceptions'])} exceptions)"
+        f"evaluation and context: {figures['evaluation_seconds']:.1f} s "
+        f"(CPU {figures['evaluation_cpu_seconds']:.1f} s; "
+        f"{figures['findings']} findings, {figures['exceptions']} exceptions)"
     )
     print(
-        f"render: {result.seconds:.1f} s, {result.pages} pages, "
-        f"PDF {result.size_bytes / 1e6:.2f} MB (JSON companion {len(data) / 1e6:.2f} MB "
-        "inside)"
+        f"render: {figures['render_seconds']:.1f} s (CPU {figures['render_cpu_seconds']:.1f} s, "
+        f"with the companion's JSON), {figures['pages']} pages, "
+        f"PDF {figures['pdf_mb']:.2f} MB (JSON companion {figures['companion_mb']:.2f} MB inside)"
     )
-    print(f"total report time: {evaluated + result.seconds:.1f} s; files in {workdir}")
+    print(
+        f"total report time: {figures['report_seconds']:.1f} s; peak RSS "
+        f"{figures['peak_rss_mb']:.0f} MB; files in {workdir}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 resources x 3 days")
+    parser.add_argument("--resources", type=int, default=1000, help="fleet size (1000)")
+    parser.add_argument("--days", type=int, default=30, help="days of hourly polls (30)")
+    parser.add_argument("--keep", type=Path, help="write the history, PDF and JSON here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object of figures")
+    parser.add_argument(
+        "--profile", type=Path, help="write a pyinstrument profile here (.html, else text)"
+    )
+    args = parser.parse_args()
+    count, days = (100, 3) if args.quick else (args.resources, args.days)
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="drwatch-bench-report-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        profiler = Profiler()
+        profiler.start()
+    figures = run(count, days, workdir)
+    if args.profile:
+        profiler.stop()
+        html = args.profile.suffix == ".html"
+        args.profile.write_text(profiler.output_html() if html else profiler.output_text())
+    if args.json:
+        print(json.dumps({"benchmark": "report", **figures}))
+    else:
+        show(figures, workdir)
+    if not args.keep:
+        shutil.rmtree(workdir)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from sqlite_utils import Database
 
 from reports.charts import share_chart, stacked_chart
 from reports.controls import (
-    CONTROLS_BY_ID,
     Clause,
     ControlParameters,
     Framework,
@@ -35,6 +34,7 @@ from reports.evaluate import (
     Finding,
     Period,
     Policies,
+    ResourceEvidence,
     evaluate,
 )
 from reports.history_figures import day_label
@@ -42,12 +42,9 @@ from reports.history_read import chain_head, export_rows
 
 SCHEMA = "drwatch.compliance-report/v1"
 TEMPLATE = "compliance.html.j2"
-STATUS_CODES = {
-    Status.PASS: "P",
-    Status.FAIL: "F",
-    Status.NOT_APPLICABLE: "NA",
-    Status.INSUFFICIENT: "IE",
-}
+# Subjects sharing an exception's control, status and facts from which the PDF lists it
+# once with every affected subject instead of once per subject.
+COMMON_MIN = 3
 
 Progress = Callable[[str], None]
 
@@ -137,6 +134,7 @@ def build_context(
     in_framework = sorted({c for clause in framework.clauses for c in clause.controls})
     results = [evaluation.result(c) for c in in_framework]
     identifier = report_id(framework, period, head.row_hash)
+    exceptions = exception_rows(results)
     return {
         "schema": SCHEMA,
         "document": {
@@ -153,8 +151,8 @@ def build_context(
         "summary": _summary(outcomes, results, previous),
         "clauses": [_clause_row(o) for o in outcomes],
         "controls": [_control_row(r, framework) for r in results],
-        "exceptions": _exceptions(results),
-        "matrix": _matrix(evaluation, in_framework),
+        "exceptions": exceptions,
+        "exception_groups": group_exceptions(exceptions, evaluation.resources, results),
         "retention": _retention(evaluation, policies),
         "drills": [_drill_row(d) for d in evaluation.drills],
         "restores": _restores(evaluation),
@@ -295,20 +293,29 @@ def _iso(moment: int | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
 
 
-def _exceptions(results: Iterable[ControlResult]) -> list[dict[str, Any]]:
+def _exception_state(finding: Finding) -> str | None:
+    """How an exception stands at the period end; None for a finding that is no exception."""
+    if finding.status is Status.FAIL:
+        return "open" if finding.open else "resolved"
+    if finding.status is Status.INSUFFICIENT:
+        return "insufficient evidence"
+    return None
+
+
+def exception_rows(results: Iterable[ControlResult]) -> list[dict[str, Any]]:
+    """Every failed or insufficient-evidence finding, by control and subject."""
     rows = []
     for result in results:
         for finding in result.findings:
-            if finding.status is Status.FAIL:
-                state = "open" if finding.open else "resolved"
-            elif finding.status is Status.INSUFFICIENT:
-                state = "insufficient evidence"
-            else:
+            state = _exception_state(finding)
+            if state is None:
                 continue
             rows.append(
                 {
                     "control_id": finding.control_id,
                     "subject": finding.subject,
+                    "subject_key": finding.subject_key,
+                    "status": finding.status.value,
                     "first_seen": finding.first_seen,
                     "duration_seconds": finding.duration_seconds,
                     "state": state,
@@ -318,24 +325,91 @@ def _exceptions(results: Iterable[ControlResult]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["control_id"], r["subject"]))
 
 
-def _matrix(evaluation: Evaluation, control_ids: list[str]) -> dict[str, Any]:
-    """Per resource, its status code for every resource control of the framework."""
-    columns = [c for c in control_ids if CONTROLS_BY_ID[c].population == "resources"]
-    by_subject: dict[str, dict[str, str]] = defaultdict(dict)
-    for control_id in columns:
-        for finding in evaluation.result(control_id).findings:
-            by_subject[finding.subject_key][control_id] = finding.status.value
-    rows = [
+def group_exceptions(
+    exceptions: list[dict[str, Any]],
+    evidence: Iterable[ResourceEvidence],
+    results: Iterable[ControlResult],
+) -> dict[str, Any]:
+    """The exceptions as the PDF shows them: each in full, but never one row per finding.
+
+    An exception whose control, status and facts are the same for `COMMON_MIN` or more
+    subjects (a fleet-wide gap such as "no copy in another account") is one row naming
+    every affected subject, or, when they are most of the control's population, every
+    subject of the population that is not affected (`inverted`). The rest
+    are grouped by subject: one row per resource (or tier, or unit) with all its exceptions.
+    Nothing is dropped; per-subject first-seen times of common exceptions are in the JSON
+    companion's findings.
+    """
+    populations = {r.control.control_id: r.findings for r in results}
+    resources: dict[str, ResourceEvidence] = {item.key: item for item in evidence}
+    alike: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in exceptions:
+        alike[(row["control_id"], row["status"], row["facts"])].append(row)
+    common = []
+    by_subject: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for (control_id, _, facts), rows in alike.items():
+        if len(rows) < COMMON_MIN:
+            for row in rows:
+                by_subject[(row["subject"], row["subject_key"])].append(row)
+            continue
+        first_seen = [row["first_seen"] for row in rows if row["first_seen"] is not None]
+        population = populations[control_id]
+        # Most of the population affected: naming the few others is shorter and as exact.
+        affected = {row["subject_key"] for row in rows}
+        others = [
+            {"subject": f.subject, "subject_key": f.subject_key}
+            for f in population
+            if f.subject_key not in affected
+        ]
+        listed, inverted = (others, True) if len(others) < len(rows) else (rows, False)
+        common.append(
+            {
+                "control_id": control_id,
+                "status": rows[0]["status"],
+                "facts": facts,
+                "count": len(rows),
+                "population": len(population),
+                "states": dict(sorted(Counter(row["state"] for row in rows).items())),
+                "first_seen": min(first_seen) if first_seen else None,
+                "inverted": inverted,
+                "places": _places(listed, resources),
+            }
+        )
+    subjects: list[dict[str, Any]] = [
         {
-            "subject": r.label,
-            "tier": r.tier,
-            "data_class": r.data_class,
-            "statuses": [by_subject[r.key].get(c, "not_applicable") for c in columns],
+            "subject": subject,
+            "tier": _tier(resources.get(key)),
+            "exceptions": sorted(own, key=lambda row: row["control_id"]),
         }
-        for r in evaluation.resources
+        for (subject, key), own in sorted(by_subject.items())
     ]
-    codes = {status.value: code for status, code in STATUS_CODES.items()}
-    return {"columns": columns, "rows": rows, "codes": codes}
+    return {
+        "common": sorted(common, key=lambda g: (g["control_id"], -g["count"], g["facts"])),
+        "subjects": subjects,
+        "common_min": COMMON_MIN,
+    }
+
+
+def _tier(resource: ResourceEvidence | None) -> str:
+    return resource.tier if resource is not None else ""
+
+
+def _places(
+    rows: list[dict[str, Any]], resources: Mapping[str, ResourceEvidence]
+) -> list[dict[str, Any]]:
+    """Affected subjects by account, region and type, so each place is named once."""
+    places: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        resource = resources.get(row["subject_key"])
+        if resource is None:  # a tier or a monitoring unit: its label says it all
+            places[""].append(row["subject"])
+            continue
+        where = (
+            f"{resource.account_id} {resource.region} {resource.service}/{resource.resource_type}"
+        )
+        name = resource.name if resource.name and resource.name != resource.resource_id else ""
+        places[where].append(f"{resource.resource_id} ({name})" if name else resource.resource_id)
+    return [{"place": place, "subjects": sorted(names)} for place, names in sorted(places.items())]
 
 
 def _retention(evaluation: Evaluation, policies: Policies) -> dict[str, Any]:
@@ -380,6 +454,7 @@ def _drill_row(drill: DrillRecord) -> dict[str, Any]:
         "rpo_seconds": drill.measured_rpo_seconds,
         "result": drill.result or "unfinished",
         "issues": list(drill.issues),
+        "follow_ups": list(drill.follow_ups),
     }
 
 

@@ -19,8 +19,8 @@ import itertools
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -53,6 +53,10 @@ KAFKA_REPLICATION_KINDS = frozenset({"msk_replicator", "mirrormaker2"})
 # Replications that are backup copies in another region (DRW-07), not live data replicas.
 COPY_REPLICATION_KINDS = frozenset({"rds_cross_region_backup"})
 DEFAULT_POLL_INTERVAL_SECONDS = 300
+# Stored values parsed per json.loads call when loading intervals (see _parsed_rows).
+_PARSE_BATCH = 5000
+# Resources evaluated together: bounds the raw intervals held in memory at once.
+RESOURCE_BATCH = 100
 
 
 class EvaluationError(HistoryError):
@@ -172,6 +176,8 @@ class ResourceEvidence:
     lifetime_known: bool
     figures: ResourceFigures
     daily: Mapping[int, ResourceFigures]
+    # The raw intervals while the resource controls run; empty in an Evaluation's resources
+    # (evaluate drops them batch by batch: a month of them does not fit in memory at once).
     recovery: tuple[Interval, ...]
     replication: tuple[Interval, ...]
     jobs: tuple[JobRecord, ...]
@@ -269,41 +275,61 @@ class Evaluation:
 # --- loading ----------------------------------------------------------------------------------
 
 
-def load_intervals(db: Database, start: int, end: int) -> list[Interval]:
-    """Resource, recovery and replication intervals whose effective span touches [start, end)."""
+def load_intervals(
+    db: Database, start: int, end: int, resource_keys: Sequence[str]
+) -> list[Interval]:
+    """Resource, recovery and replication intervals of these resources (a replication's by
+    its source) whose effective span touches [start, end)."""
+    marks = ", ".join("?" for _ in resource_keys)
+    # Only "?" placeholders are formatted into the query; the keys are bound parameters.
     cursor = db.execute(
-        "SELECT k.kind, s.key_seq, k.key, k.resource_key, s.value, s.first_seen, s.last_seen, "
+        "SELECT k.kind, s.key_seq, k.key, k.resource_key, s.value, s.first_seen, s.last_seen, "  # noqa: S608
         "s.continues FROM states s JOIN state_keys k ON k.seq = s.key_seq "
-        "WHERE k.kind IN ('resource', 'recovery', 'replication') AND s.first_seen < ? "
+        "WHERE k.kind IN ('resource', 'recovery', 'replication') "
+        f"AND k.resource_key IN ({marks}) AND s.first_seen < ? "
         "AND s.last_seen >= ? ORDER BY s.key_seq, s.first_seen, s.seq",
-        [end + MAX_HOLD_SECONDS, start - MAX_HOLD_SECONDS],
+        [*resource_keys, end + MAX_HOLD_SECONDS, start - MAX_HOLD_SECONDS],
     )
     out: list[Interval] = []
-    keys: dict[int, tuple[Any, ...]] = {}  # parsed once per thing, not once per interval
-    previous: tuple[Any, ...] | None = None
-    for row in [*cursor, None]:
-        if previous is not None:
-            kind, key_seq, key, resource, value, first_seen, last_seen, _ = previous
-            stop = last_seen
-            follows = row is not None and row[1] == key_seq and row[7]
-            if follows and row is not None and row[5] - stop <= MAX_HOLD_SECONDS:
-                stop = row[5]
-            if max(first_seen, start) < min(stop, end):  # overlaps, by more than a point
-                if key_seq not in keys:
-                    keys[key_seq] = tuple(json.loads(key))
-                out.append(
-                    Interval(
-                        kind=kind,
-                        key=keys[key_seq],
-                        start=max(first_seen, start),
-                        end=min(stop, end),
-                        value=json.loads(value),
-                        key_text=key,
-                        resource_key=resource or "",
-                    )
+    # Per thing, parsed and held once, not once per interval (a month holds a million).
+    keys: dict[int, tuple[tuple[Any, ...], str, str]] = {}
+    # Each row with the next one (streamed: the rows of a month do not fit twice in memory).
+    following: Iterable[tuple[Any, ...] | None] = itertools.chain(_parsed_rows(cursor), [None])
+    for previous, row in itertools.pairwise(following):
+        if previous is None:
+            continue
+        kind, key_seq, key, resource, value, first_seen, last_seen, _ = previous
+        stop = last_seen
+        follows = row is not None and row[1] == key_seq and row[7]
+        if follows and row is not None and row[5] - stop <= MAX_HOLD_SECONDS:
+            stop = row[5]
+        if max(first_seen, start) < min(stop, end):  # overlaps, by more than a point
+            if key_seq not in keys:
+                keys[key_seq] = (tuple(json.loads(key)), key, resource or "")
+            parsed_key, key_text, resource_key = keys[key_seq]
+            out.append(
+                Interval(
+                    kind=kind,
+                    key=parsed_key,
+                    start=max(first_seen, start),
+                    end=min(stop, end),
+                    value=value,
+                    key_text=key_text,
+                    resource_key=resource_key,
                 )
-        previous = row
+            )
     return out
+
+
+def _parsed_rows(cursor: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
+    """The rows with their value column parsed, a batch of values per json.loads call: the
+    decoder shares equal key strings within one call, so the million value dicts of a month
+    share their keys instead of each holding copies (a gigabyte at 1,000 resources)."""
+    rows = iter(cursor)
+    while batch := list(itertools.islice(rows, _PARSE_BATCH)):
+        values = json.loads("[" + ",".join(row[4] for row in batch) + "]")
+        for row, value in zip(batch, values, strict=True):
+            yield (*row[:4], value, *row[5:])
 
 
 def _load_backup_jobs(db: Database, start: int, end: int) -> dict[str, list[JobRecord]]:
@@ -324,9 +350,10 @@ def _load_backup_jobs(db: Database, start: int, end: int) -> dict[str, list[JobR
 
 
 def _daily_figures(
-    db: Database, start: int, split: int, end: int, spans: Sequence[Any], policy: RpoPolicy
+    db: Database, start: int, split: int, end: int
 ) -> tuple[dict[tuple[int, str], ResourceFigures], dict[tuple[int, str], UnitFigures]]:
-    """Per (day, resource) and (day, unit): rollups before `split`, raw data after."""
+    """Per (day, resource) and (day, unit): rollups before `split`, raw jobs and runs after
+    (the raw intervals' figures are added resource by resource, see `_evaluate_resources`)."""
     resources: dict[tuple[int, str], ResourceFigures] = {}
     units: dict[tuple[int, str], UnitFigures] = {}
     if split > start:
@@ -341,47 +368,11 @@ def _daily_figures(
             else:
                 units[(day, row["key"])] = UnitFigures(data["runs"], data["successful_runs"])
     if end > split:
-        for bucket, figures in resource_figures_by_day(spans, split, end, policy).items():
-            resources[bucket] = resources.get(bucket, ResourceFigures()).combine(figures)
         for (day, key), counts in job_days(db, split, end).items():
             jobs = ResourceFigures(jobs_by_state=MappingProxyType(dict(counts)))
             resources[(day, key)] = resources.get((day, key), ResourceFigures()).combine(jobs)
         units.update(unit_runs_by_day(db, split, end))
     return resources, units
-
-
-@dataclass(frozen=True, slots=True)
-class _FigureSpan:
-    """The shape resource_figures_by_day reads (history_figures.Span's fields)."""
-
-    seq: int
-    kind: str
-    key_seq: int
-    key: str
-    resource_key: str
-    start: int
-    end: int
-    value: Mapping[str, Any]
-
-
-def _figure_spans(intervals: Iterable[Interval]) -> list[Any]:
-    spans = []
-    for index, item in enumerate(intervals):
-        if item.kind not in ("resource", "recovery"):
-            continue
-        spans.append(
-            _FigureSpan(
-                index,
-                item.kind,
-                index,
-                item.key_text,
-                item.resource_key,
-                item.start,
-                item.end,
-                item.value,
-            )
-        )
-    return spans
 
 
 def _latest_values(db: Database, end: int) -> dict[str, Mapping[str, Any]]:
@@ -408,8 +399,12 @@ def _resource_rows(db: Database) -> dict[str, tuple[int, int, bool]]:
     return {r["resource_key"]: (r["first"], r["last"], bool(r["gone"])) for r in rows}
 
 
-def evaluate(db: Database, period: Period, policies: Policies) -> Evaluation:
-    """Every control over `period`. Read inside one transaction: one consistent state."""
+def evaluate(
+    db: Database, period: Period, policies: Policies, *, resource_batch: int = RESOURCE_BATCH
+) -> Evaluation:
+    """Every control over `period`. Read inside one transaction: one consistent state.
+
+    `resource_batch` resources are evaluated at a time (memory; the result is the same)."""
     start, end = period.start_epoch, period.end_epoch
     with db.atomic():
         if (
@@ -425,10 +420,7 @@ def evaluate(db: Database, period: Period, policies: Policies) -> Evaluation:
         split = min(max(rolled, start), end)
         if split > start and (start % DAY_SECONDS or split % DAY_SECONDS):
             raise EvaluationError("periods reaching into compacted history must start at midnight")
-        intervals = load_intervals(db, split, end) if split < end else []
-        daily, unit_days = _daily_figures(
-            db, start, split, end, _figure_spans(intervals), policies.rpo
-        )
+        daily, unit_days = _daily_figures(db, start, split, end)
         jobs = _load_backup_jobs(db, split, end)
         longest_cadence = max(policies.parameters.restore_cadence_days.values(), default=0.0)
         restore_from = start - int(longest_cadence * DAY_SECONDS)
@@ -438,25 +430,17 @@ def evaluate(db: Database, period: Period, policies: Policies) -> Evaluation:
         lifetimes = _resource_rows(db)
         fallback = _latest_values(db, end) if split > start else {}
         units = _units(db, period, split, unit_days)
-    intervals_by_place: dict[tuple[str, str], int] = {}
-    for unit in units:
-        place = (unit.account_id, unit.region)
-        intervals_by_place[place] = min(
-            intervals_by_place.get(place, unit.interval_seconds), unit.interval_seconds
+        intervals_by_place: dict[tuple[str, str], int] = {}
+        for unit in units:
+            place = (unit.account_id, unit.region)
+            intervals_by_place[place] = min(
+                intervals_by_place.get(place, unit.interval_seconds), unit.interval_seconds
+            )
+        known = _ResourceFacts(jobs, restores, lifetimes, split, intervals_by_place, fallback)
+        resources, findings = _evaluate_resources(
+            db, period, policies, daily, known, resource_batch
         )
-    resources = _resources(
-        period,
-        policies,
-        intervals,
-        daily,
-        jobs,
-        restores,
-        lifetimes,
-        split,
-        intervals_by_place,
-        fallback,
-    )
-    results = tuple(_run_controls(period, policies, resources, units, drills))
+    results = tuple(_run_controls(period, policies, findings, resources, units, drills))
     daily_all: dict[int, ResourceFigures] = {}
     for (day, _), figures in daily.items():
         daily_all[day] = daily_all.get(day, ResourceFigures()).combine(figures)
@@ -477,18 +461,69 @@ def evaluate(db: Database, period: Period, policies: Policies) -> Evaluation:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ResourceFacts:
+    """Evidence loaded for every resource at once (small next to the intervals)."""
+
+    jobs: Mapping[str, list[JobRecord]]
+    restores: Sequence[RestoreTestRecord]
+    lifetimes: Mapping[str, tuple[int, int, bool]]
+    split: int
+    poll_intervals: Mapping[tuple[str, str], int]
+    fallback: Mapping[str, Mapping[str, Any]]
+
+
+def _resource_keys(db: Database) -> set[str]:
+    rows = db.execute("SELECT DISTINCT resource_key FROM state_keys WHERE kind = 'resource'")
+    return {row[0] for row in rows}
+
+
+def _evaluate_resources(
+    db: Database,
+    period: Period,
+    policies: Policies,
+    daily: dict[tuple[int, str], ResourceFigures],
+    known: _ResourceFacts,
+    batch_size: int,
+) -> tuple[list[ResourceEvidence], dict[str, list[Finding]]]:
+    """Every resource's evidence and its resource-control findings, a batch of resources at
+    a time: a month of raw intervals (a million at 1,000 resources) is loaded, judged and
+    dropped batch by batch instead of held at once. Adds the raw figures to `daily`.
+
+    The resources returned keep no intervals (`recovery` and `replication` are empty):
+    the controls that need them have run.
+    """
+    split, end = known.split, period.end_epoch
+    per_day: dict[str, dict[int, ResourceFigures]] = defaultdict(dict)
+    for (day, key), figures in daily.items():
+        per_day[key][day] = figures
+    candidates = sorted(_resource_keys(db) | set(per_day))
+    checks = _resource_checks()
+    resources: list[ResourceEvidence] = []
+    findings: dict[str, list[Finding]] = defaultdict(list)
+    for offset in range(0, len(candidates), batch_size):
+        batch = candidates[offset : offset + batch_size]
+        intervals = load_intervals(db, split, end, batch) if split < end else []
+        raw = resource_figures_by_day(intervals, split, end, policies.rpo)
+        for (day, key), figures in raw.items():
+            combined = daily.get((day, key), ResourceFigures()).combine(figures)
+            daily[(day, key)] = per_day[key][day] = combined
+        for resource in _resources(period, policies, intervals, per_day, known, batch):
+            for control_id, check in checks:
+                findings[control_id].append(check(resource, period, policies))
+            resources.append(replace(resource, recovery=(), replication=()))
+    return resources, findings
+
+
 def _resources(
     period: Period,
     policies: Policies,
     intervals: Sequence[Interval],
-    daily: Mapping[tuple[int, str], ResourceFigures],
-    jobs: Mapping[str, list[JobRecord]],
-    restores: Sequence[RestoreTestRecord],
-    lifetimes: Mapping[str, tuple[int, int, bool]],
-    split: int,
-    poll_intervals: Mapping[tuple[str, str], int],
-    fallback: Mapping[str, Mapping[str, Any]],
+    per_day: Mapping[str, Mapping[int, ResourceFigures]],
+    known: _ResourceFacts,
+    batch: Sequence[str],
 ) -> list[ResourceEvidence]:
+    """The evidence of the resources of `batch` seen in the period (raw or in rollups)."""
     by_key: dict[str, list[Interval]] = defaultdict(list)
     replication: dict[str, list[Interval]] = defaultdict(list)
     for item in intervals:
@@ -496,15 +531,12 @@ def _resources(
             replication[item.resource_key].append(item)
         else:
             by_key[item.resource_key].append(item)
-    per_day: dict[str, dict[int, ResourceFigures]] = defaultdict(dict)
-    for (day, key), figures in daily.items():
-        per_day[key][day] = figures
     restores_by: dict[tuple[str, str, str], list[RestoreTestRecord]] = defaultdict(list)
-    for test in restores:
+    for test in known.restores:
         restores_by[(test.account_id, test.region, test.resource_id)].append(test)
     keys = sorted(
         {k for k, items in by_key.items() if any(i.kind == "resource" for i in items)}
-        | set(per_day)
+        | {key for key in batch if per_day.get(key)}
     )
     out = []
     for key in keys:
@@ -516,12 +548,12 @@ def _resources(
                 by_key.get(key, []),
                 replication.get(key, []),
                 per_day.get(key, {}),
-                jobs.get(key, []),
+                known.jobs.get(key, []),
                 restores_by,
-                lifetimes.get(key),
-                split,
-                poll_intervals,
-                fallback.get(key, {}),
+                known.lifetimes.get(key),
+                known.split,
+                known.poll_intervals,
+                known.fallback.get(key, {}),
             )
         )
     return out
@@ -684,31 +716,41 @@ def _errors_between(runs: Sequence[tuple[int, bool, str]], start: int, end: int)
 # --- controls -----------------------------------------------------------------------------
 
 
+ResourceCheck = Callable[[ResourceEvidence, Period, Policies], Finding]
+
+
+def _resource_checks() -> tuple[tuple[str, ResourceCheck], ...]:
+    """The controls judged per resource, by id."""
+    return (
+        ("DRW-01", _drw01),
+        ("DRW-02", _drw02),
+        ("DRW-03", _drw03),
+        ("DRW-04", _drw04),
+        ("DRW-05", _drw05),
+        ("DRW-06", _drw06),
+        ("DRW-07", _drw07),
+        ("DRW-08", _drw08),
+        ("DRW-09", _drw09),
+        ("DRW-10", _drw10),
+        ("DRW-11", _drw11),
+        ("DRW-12", _drw12),
+    )
+
+
 def _run_controls(
     period: Period,
     policies: Policies,
+    resource_findings: Mapping[str, Sequence[Finding]],
     resources: Sequence[ResourceEvidence],
     units: Sequence[UnitEvidence],
     drills: Sequence[DrillRecord],
 ) -> Iterator[ControlResult]:
-    per_resource = {
-        "DRW-01": _drw01,
-        "DRW-02": _drw02,
-        "DRW-03": _drw03,
-        "DRW-04": _drw04,
-        "DRW-05": _drw05,
-        "DRW-06": _drw06,
-        "DRW-07": _drw07,
-        "DRW-08": _drw08,
-        "DRW-09": _drw09,
-        "DRW-10": _drw10,
-        "DRW-11": _drw11,
-        "DRW-12": _drw12,
-    }
+    """Every control's result: the per-resource findings (already judged, in resource
+    order), DRW-13 per tier and DRW-14 per unit."""
+    per_resource = {control_id for control_id, _ in _resource_checks()}
     for control in CONTROLS:
-        check = per_resource.get(control.control_id)
-        if check is not None:
-            findings = tuple(check(r, period, policies) for r in resources)
+        if control.control_id in per_resource:
+            findings = tuple(resource_findings.get(control.control_id, ()))
         elif control.control_id == "DRW-13":
             findings = tuple(_drw13(resources, drills, period, policies))
         else:

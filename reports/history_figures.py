@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -56,9 +56,7 @@ class ResourceFigures:
             unprotected_seconds=self.unprotected_seconds + other.unprotected_seconds,
             worst_age_seconds=max(ages) if ages else None,
             max_stored_bytes=max(self.max_stored_bytes, other.max_stored_bytes),
-            jobs_by_state=MappingProxyType(
-                dict(Counter(self.jobs_by_state) + Counter(other.jobs_by_state))
-            ),
+            jobs_by_state=_add_counts(self.jobs_by_state, other.jobs_by_state),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -81,6 +79,20 @@ class ResourceFigures:
             max_stored_bytes=data["max_stored_bytes"],
             jobs_by_state=MappingProxyType(dict(data["jobs_by_state"])),
         )
+
+
+def _add_counts(first: Mapping[str, int], second: Mapping[str, int]) -> Mapping[str, int]:
+    """Sum of two job counts. Reports combine figures per resource and day thousands of
+    times, mostly with no jobs on one side: that side adds nothing, so no copy is made."""
+    if not second:
+        return first
+    if not first:
+        return second
+    total = dict(first)
+    for state, count in second.items():
+        total[state] = total.get(state, 0) + count
+    # Counter addition drops zero counts; so does this, so either spelling combines alike.
+    return MappingProxyType({state: count for state, count in total.items() if count > 0})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,28 @@ class Span:
     start: int
     end: int
     value: Mapping[str, Any]
+
+    @property
+    def key_text(self) -> str:
+        return self.key
+
+
+class SpanLike(Protocol):
+    """What the figures read of an interval: a `Span`, or reports.evaluate's `Interval`
+    (read as it is: copying a million intervals into Spans cost seconds and memory)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def key_text(self) -> str: ...
+    @property
+    def resource_key(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def value(self) -> Mapping[str, Any]: ...
 
 
 # --- loading raw intervals ----------------------------------------------------------------
@@ -219,71 +253,154 @@ def day_from_label(label: str) -> int:
 
 
 def resource_figures_by_day(
-    spans: Iterable[Span], start: int, end: int, policy: RpoPolicy
+    spans: Iterable[SpanLike], start: int, end: int, policy: RpoPolicy
 ) -> dict[tuple[int, str], ResourceFigures]:
-    """Figures per (day start, resource key) over [start, end), from raw spans."""
-    by_resource: dict[str, list[Span]] = defaultdict(list)
+    """Figures per (day start, resource key) over [start, end), from raw spans (resource
+    and recovery intervals; others are ignored)."""
+    by_resource: dict[str, list[SpanLike]] = defaultdict(list)
     for span in spans:
-        by_resource[span.resource_key].append(span)
+        if span.kind in ("resource", "recovery"):
+            by_resource[span.resource_key].append(span)
     out: dict[tuple[int, str], ResourceFigures] = {}
     for key, resource_spans in by_resource.items():
-        for seg_start, figures in _segments(resource_spans, start, end, policy):
-            bucket = (day_start(seg_start), key)
-            out[bucket] = out.get(bucket, ResourceFigures()).combine(figures)
+        days: dict[int, _DayTotals] = {}
+        for seg_start, seg_end, held in _segments(resource_spans, start, end, policy):
+            day = day_start(seg_start)
+            totals = days.get(day)
+            if totals is None:
+                totals = days[day] = _DayTotals()
+            totals.add(seg_start, seg_end, held)
+        for day, totals in days.items():
+            out[(day, key)] = totals.figures()
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A span as the sweep needs it, decoded once per span (not once per segment): a
+    resource span's RPO (of its tier), or a recovery span's stored bytes and, for an enabled
+    local mechanism, its newest point."""
+
+    start: int
+    end: int
+    rpo: int | None  # None: a recovery span
+    stored_bytes: int = 0
+    newest: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What holds during a segment: the tier's RPO, the bytes stored, the newest point."""
+
+    rpo: int
+    stored_bytes: int
+    newest: int | None
+
+
+@dataclass(slots=True)
+class _DayTotals:
+    """Running sums of one resource's day; the frozen ResourceFigures is built once at the
+    end (combining a frozen value per segment made a new object per segment)."""
+
+    observed: int = 0
+    within: int = 0
+    unprotected: int = 0
+    worst_age: int | None = None
+    stored: int = 0
+
+    def add(self, seg_start: int, seg_end: int, held: _Held) -> None:
+        length = seg_end - seg_start
+        self.observed += length
+        self.stored = max(self.stored, held.stored_bytes)
+        point = held.newest
+        if point is None:
+            self.unprotected += length
+            return
+        self.within += min(max(point + held.rpo - seg_start, 0), length)
+        age = seg_end - point
+        if self.worst_age is None or age > self.worst_age:
+            self.worst_age = age
+
+    def figures(self) -> ResourceFigures:
+        return ResourceFigures(
+            observed_seconds=self.observed,
+            within_rpo_seconds=self.within,
+            unprotected_seconds=self.unprotected,
+            worst_age_seconds=self.worst_age,
+            max_stored_bytes=self.stored,
+        )
+
+
+def _decode(span: SpanLike, policy: RpoPolicy, copies: dict[str, bool]) -> _Decoded:
+    value = span.value
+    if span.kind == "resource":
+        return _Decoded(span.start, span.end, policy.rpo_for(str(value["tier"])))
+    newest_text = value.get("newest_point")
+    copy = copies.get(span.key_text)
+    if copy is None:
+        copy = copies[span.key_text] = _is_copy(span.key_text)
+    local = bool(value["enabled"]) and bool(newest_text) and not copy
+    return _Decoded(
+        span.start,
+        span.end,
+        None,
+        # Stored values omit defaults (see history.compact_json): size 0, no newest point.
+        int(value.get("size_bytes", 0)),
+        epoch(datetime.fromisoformat(str(newest_text))) if local else None,
+    )
+
+
+def _held(active: list[_Decoded]) -> _Held | None:
+    """None when no resource span holds: not observed, no evidence either way."""
+    rpo: int | None = None
+    stored = 0
+    newest: int | None = None
+    for item in active:
+        if item.rpo is not None:
+            rpo = item.rpo  # the latest-starting resource state's tier is in force
+            continue
+        stored += item.stored_bytes
+        if item.newest is not None and (newest is None or item.newest > newest):
+            newest = item.newest
+    return None if rpo is None else _Held(rpo, stored, newest)
+
+
 def _segments(
-    spans: list[Span], start: int, end: int, policy: RpoPolicy
-) -> Iterator[tuple[int, ResourceFigures]]:
-    """Elementary time segments (split at every span edge and midnight) with their figures."""
+    spans: list[SpanLike], start: int, end: int, policy: RpoPolicy
+) -> Iterator[tuple[int, int, _Held]]:
+    """Elementary observed time segments (split at every span edge and midnight) with what
+    holds in each."""
     edges = {start, end}
     for span in spans:
         edges.update(e for e in (span.start, span.end) if start < e < end)
     first_day = day_start(start) + DAY_SECONDS
     edges.update(range(first_day, end, DAY_SECONDS))
     ordered = sorted(edges)
+    copies: dict[str, bool] = {}  # per recovery key: hundreds of spans share a few keys
     # Sweep: every span edge is a segment edge, so a span covers a segment exactly when it
-    # started at or before the segment's start and ends after it.
-    pending = sorted(spans, key=lambda span: span.start)
+    # started at or before the segment's start and ends after it. What holds changes only
+    # when a span starts or ends (not at midnight splits), so it is recomputed only then.
+    pending = sorted((_decode(span, policy, copies) for span in spans), key=lambda d: d.start)
     next_pending = 0
-    active: list[Span] = []
+    active: list[_Decoded] = []
+    first_end = end  # the earliest end among the active spans
+    held: _Held | None = None
     for seg_start, seg_end in itertools.pairwise(ordered):
+        changed = False
         while next_pending < len(pending) and pending[next_pending].start <= seg_start:
-            active.append(pending[next_pending])
+            item = pending[next_pending]
+            active.append(item)
+            first_end = min(first_end, item.end)
             next_pending += 1
-        active = [span for span in active if span.end > seg_start]
-        resource = [span for span in active if span.kind == "resource"]
-        if not resource:
-            continue  # not observed: no evidence either way (coverage shows the gap)
-        rpo = policy.rpo_for(str(resource[-1].value["tier"]))
-        recovery = [span for span in active if span.kind == "recovery"]
-        yield seg_start, _segment_figures(seg_start, seg_end, rpo, recovery)
-
-
-def _segment_figures(
-    seg_start: int, seg_end: int, rpo: int, recovery: list[Span]
-) -> ResourceFigures:
-    length = seg_end - seg_start
-    # Stored values omit defaults (see history.compact_json): size 0, no newest point.
-    stored = sum(int(s.value.get("size_bytes", 0)) for s in recovery)
-    newest = [
-        epoch(datetime.fromisoformat(s.value["newest_point"]))
-        for s in recovery
-        if s.value["enabled"] and s.value.get("newest_point") and not _is_copy(s.key)
-    ]
-    if not newest:
-        return ResourceFigures(
-            observed_seconds=length, unprotected_seconds=length, max_stored_bytes=stored
-        )
-    point = max(newest)
-    within = min(max(point + rpo - seg_start, 0), length)
-    return ResourceFigures(
-        observed_seconds=length,
-        within_rpo_seconds=within,
-        worst_age_seconds=seg_end - point,
-        max_stored_bytes=stored,
-    )
+            changed = True
+        if first_end <= seg_start:
+            active = [item for item in active if item.end > seg_start]
+            first_end = min((item.end for item in active), default=end)
+            changed = True
+        if changed:
+            held = _held(active)
+        if held is not None:
+            yield seg_start, seg_end, held
 
 
 def _is_copy(recovery_key: str) -> bool:

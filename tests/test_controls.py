@@ -192,6 +192,8 @@ def build_history(path: Path) -> Path:
                 rto_target_seconds=3600,
                 rpo_target_seconds=900,
                 result="pass",
+                issues=("replica promotion needed a manual <approval>",),
+                follow_ups=("automate the promotion",),
             ),
         )
     return path

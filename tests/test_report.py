@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,17 @@ from click.testing import CliRunner
 from exporter.cli import cli
 from exporter.cli_report import control_parameters
 from exporter.config import ControlsConfig
-from reports.compliance import TEMPLATE, build_context, companion
-from reports.controls import ControlParameters, load_framework
-from reports.evaluate import Period
+from reports.compliance import (
+    TEMPLATE,
+    build_context,
+    companion,
+    exception_rows,
+    group_exceptions,
+)
+from reports.controls import CONTROLS_BY_ID, ControlParameters, Status, load_framework
+from reports.evaluate import ControlResult, Finding, Period, evaluate
 from reports.history import HistoryStore, open_reader
+from reports.history_compact import compact
 from reports.history_read import write_json
 from reports.render import (
     TEMPLATES_DIR,
@@ -77,7 +85,7 @@ def flat(text: str) -> str:
 
 def test_pdf_shows_statuses_and_figures_of_the_known_fleet(pdf: Path) -> None:
     text = flat(" ".join(pdf_text(pdf)))
-    assert "SOC 2 (Trust Services Criteria 2017)" in text
+    assert "SOC 2 (Trust Services Criteria 2017, points of focus revised 2022)" in text
     assert "2026-10-01 00:00 UTC to 2026-10-03 00:00 UTC" in text
     assert "6 resources in 1 accounts" in text
     assert "1 created and 1 deleted during the period" in text
@@ -92,6 +100,9 @@ def test_pdf_shows_statuses_and_figures_of_the_known_fleet(pdf: Path) -> None:
     # The drill is listed with targets and measurements.
     assert "Q4-standard database_failure standard" in text
     assert "40 min / 1 h" in text
+    # ...with its lessons (escaped markup included).
+    assert "Issues found: replica promotion needed a manual <approval>." in text
+    assert "Follow-ups: automate the promotion." in text
     for status in ("pass", "fail", "insufficient evidence"):
         assert status in text
 
@@ -109,7 +120,7 @@ def test_pdf_has_cover_facts_running_headers_and_page_numbers(
     assert "drwatch 9.9.9" in cover
     for number, page in enumerate(pages[1:], start=2):
         assert f"Page {number} of {count}" in page
-        assert "SOC 2 (Trust Services Criteria 2017) backup and DR compliance" in page
+        assert "SOC 2 backup and DR compliance" in page
 
 
 def test_pdf_is_pdf_a_3u_with_the_json_companion_attached(
@@ -386,3 +397,96 @@ def test_cli_applies_the_configs_thresholds_and_classes(history: Path, tmp_path:
     over = {f["subject_key"] for f in data["findings"]
             if f["control_id"] == "DRW-04" and f["status"] == "fail"}  # fmt: skip
     assert over == {'["111111111111","eu-west-1","rds","db_instance","steady"]'}
+
+
+def test_pdf_lists_exceptions_by_subject_and_common_ones_once(
+    context: dict[str, Any], pdf: Path
+) -> None:
+    groups = context["exception_groups"]
+    # Nothing dropped: every exception is in a common row or in its subject's rows.
+    shown = sum(g["count"] for g in groups["common"]) + sum(
+        len(s["exceptions"]) for s in groups["subjects"]
+    )
+    assert shown == len(context["exceptions"]) == 31
+    text = flat(" ".join(pdf_text(pdf)))
+    # The stale resource's exceptions sit together under its name, each with its facts.
+    stale = next(s for s in groups["subjects"] if HOSTILE in s["subject"])
+    assert [e["control_id"] for e in stale["exceptions"]] == ["DRW-02", "DRW-05", "DRW-09"]
+    assert "unencrypted points: pitr" in text
+    # A fleet-wide gap is one row; the only resource it spares is named instead of the five.
+    restore = next(g for g in groups["common"] if g["control_id"] == "DRW-11")
+    assert (restore["count"], restore["population"], restore["inverted"]) == (5, 6, True)
+    assert restore["places"] == [
+        {"place": "111111111111 eu-west-1 rds/db_instance", "subjects": ["steady"]}
+    ]
+    assert "Every subject of the control except this one: 111111111111 eu-west-1" in text
+    # Passing subjects get no exception row: "steady" passes all but the common gaps.
+    assert all("steady" not in s["subject"] for s in groups["subjects"])
+    # The per-resource status matrix (a row per resource) is gone; the counts remain.
+    assert "Resource status" not in text
+
+
+def test_exception_groups_name_the_smaller_side_exactly() -> None:
+    control = CONTROLS_BY_ID["DRW-08"]
+    findings = tuple(
+        Finding("DRW-08", f"s{i}", f"subject {i}", status, facts)
+        for i, (status, facts) in enumerate(
+            [(Status.FAIL, "no copy")] * 4
+            + [(Status.FAIL, "copy too old")] * 2
+            + [(Status.PASS, "copies in 2")] * 4
+        )
+    )
+    results = [ControlResult(control, findings)]
+    groups = group_exceptions(exception_rows(results), (), results)
+    # 4 alike of 10: the four are named; the 2 with other facts stay per subject.
+    assert groups["common"] == [
+        {
+            "control_id": "DRW-08",
+            "status": "fail",
+            "facts": "no copy",
+            "count": 4,
+            "population": 10,
+            "states": {"resolved": 4},
+            "first_seen": None,
+            "inverted": False,
+            "places": [{"place": "", "subjects": [f"subject {i}" for i in range(4)]}],
+        }
+    ]
+    assert [(s["subject"], len(s["exceptions"])) for s in groups["subjects"]] == [
+        ("subject 4", 1),
+        ("subject 5", 1),
+    ]
+    # 8 alike of 10: the two spared subjects are named instead.
+    alike = tuple(replace(f, facts="no copy", status=Status.FAIL) for f in findings[:8])
+    results = [ControlResult(control, alike + findings[8:])]
+    common = group_exceptions(exception_rows(results), (), results)["common"][0]
+    assert (common["count"], common["inverted"]) == (8, True)
+    assert common["places"] == [{"place": "", "subjects": ["subject 8", "subject 9"]}]
+
+
+@pytest.mark.parametrize("compacted", [False, True])
+def test_evaluating_resources_in_batches_changes_nothing(
+    history: Path, tmp_path: Path, compacted: bool
+) -> None:
+    path = history
+    if compacted:  # rollups for the whole period: the batches then come from rollups only
+        path = tmp_path / "compacted.db"
+        path.write_bytes(history.read_bytes())
+        with HistoryStore(path) as store:
+            compact(
+                store.db,
+                now=datetime(2026, 11, 8, tzinfo=UTC),
+                raw_days=35,
+                retention_days=2557,
+                policy=POLICIES.rpo,
+            )
+    period = Period(START, END, "two days")
+    whole = evaluate(open_reader(path), period, POLICIES)
+    one_by_one = evaluate(open_reader(path), period, POLICIES, resource_batch=1)
+    assert len(whole.resources) == 6
+    assert one_by_one.results == whole.results
+    assert one_by_one.resources == whole.resources
+    assert one_by_one.daily_resources == whole.daily_resources
+    assert one_by_one.daily_jobs == whole.daily_jobs
+    # The evidence kept after evaluation holds figures, not a month of raw intervals.
+    assert all(not r.recovery and not r.replication for r in whole.resources)
