@@ -23,21 +23,21 @@ topic-level authorisation failure, which AuthError does not cover.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from exporter.collectors.base import CollectContext, UnitDeadlineError
-from exporter.collectors.kafka_mm2 import ReaderFactory, observe_flows
-from exporter.collectors.s3_replication import (
+from exporter.collectors.cloudwatch import (
+    DEFAULT_METRICS_TTL,
     METRIC_PERIOD_SECONDS,
     METRIC_QUERIES_PER_CALL,
     METRIC_WINDOW,
-    CachedValue,
+    MetricCache,
     newest_metric_values,
 )
+from exporter.collectors.kafka_mm2 import ReaderFactory, observe_flows
 from exporter.config import KafkaClusterConfig, KafkaConfig
 from exporter.kafka_client import KafkaReader, client_settings
 from exporter.model import (
@@ -52,7 +52,6 @@ from exporter.model import (
 
 KIND = "msk_replicator"
 NAMESPACE = "AWS/Kafka"
-DEFAULT_METRICS_TTL = timedelta(seconds=60)
 # (metric, statistic, scale to base units): latencies are published in milliseconds.
 REPLICATOR_METRICS = (
     ("ReplicationLatency", "Maximum", 0.001),
@@ -99,10 +98,8 @@ class KafkaCollector:
         metrics_ttl: timedelta = DEFAULT_METRICS_TTL,
         reader_for: ReaderFactory | None = None,
     ) -> None:
-        self.metrics_ttl = metrics_ttl
         self._reader_for = reader_for
-        self._lock = threading.Lock()
-        self._metric_cache: dict[tuple[str, str], dict[KafkaMetricKey, CachedValue]] = {}
+        self._metric_cache: MetricCache[KafkaMetricKey] = MetricCache(metrics_ttl)
 
     def collect(self, ctx: CollectContext) -> Observations:
         kafka = ctx.config.kafka if ctx.config is not None else KafkaConfig()
@@ -164,22 +161,11 @@ class KafkaCollector:
     def _metrics(
         self, ctx: CollectContext, cloudwatch: Any, keys: Sequence[KafkaMetricKey]
     ) -> dict[KafkaMetricKey, float]:
-        """Newest values, re-read only when older than the TTL (as s3_replication does)."""
         now = ctx.observe.now
         unit = (ctx.observe.account_id, ctx.observe.region)
-        with self._lock:
-            previous = self._metric_cache.get(unit, {})
-        fresh = {
-            key: previous[key]
-            for key in keys
-            if key in previous and now - previous[key].fetched < self.metrics_ttl
-        }
-        stale = [key for key in keys if key not in fresh]
-        fetched = fetch_metrics(cloudwatch, stale, now)
-        fresh.update({key: CachedValue(now, fetched.get(key)) for key in stale})
-        with self._lock:
-            self._metric_cache[unit] = fresh
-        return {key: cached.value for key, cached in fresh.items() if cached.value is not None}
+        return self._metric_cache.values(
+            unit, keys, now, lambda stale: fetch_metrics(cloudwatch, stale, now)
+        )
 
 
 def topics_with_metrics(ctx: CollectContext, cloudwatch: Any, replicator: str) -> tuple[str, ...]:

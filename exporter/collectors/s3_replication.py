@@ -37,6 +37,14 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from exporter.collectors.base import CollectContext, ObserveContext, sorted_tags, tags_of
+from exporter.collectors.cloudwatch import (
+    DEFAULT_METRICS_TTL,
+    METRIC_PERIOD_SECONDS,
+    METRIC_QUERIES_PER_CALL,
+    METRIC_WINDOW,
+    MetricCache,
+    newest_metric_values,
+)
 from exporter.model import (
     Mechanism,
     Observations,
@@ -51,13 +59,7 @@ from exporter.model import (
 SERVICE = "s3"
 RESOURCE_TYPE = "bucket"
 LIST_BUCKETS_PAGE = 1000
-METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
 METRIC_NAMESPACE = "AWS/S3"
-# S3 publishes replication metrics every minute; the newest 5-minute maximum over the last
-# 15 minutes survives a late datapoint without reporting hour-old values as current.
-METRIC_PERIOD_SECONDS = 300
-METRIC_WINDOW = timedelta(minutes=15)
-DEFAULT_METRICS_TTL = timedelta(seconds=60)
 # Where each replication metric lives and how its newest period is summarised.
 DESTINATION_METRICS = (
     ("ReplicationLatency", "Maximum"),
@@ -102,12 +104,6 @@ class S3Records:
     metrics: Mapping[MetricKey, float] = field(default_factory=dict)  # newest value
 
 
-@dataclass(frozen=True, slots=True)
-class CachedValue:
-    fetched: datetime
-    value: float | None
-
-
 class S3ReplicationCollector:
     name: ClassVar[str] = "s3_replication"
     iam_actions: ClassVar[tuple[str, ...]] = (
@@ -121,11 +117,9 @@ class S3ReplicationCollector:
     )
 
     def __init__(self, metrics_ttl: timedelta = DEFAULT_METRICS_TTL) -> None:
-        self.metrics_ttl = metrics_ttl
-        self._lock = threading.Lock()  # units of several regions share both caches
+        self._lock = threading.Lock()  # units of several regions share the bucket regions
         self._bucket_regions: dict[tuple[str, str], str] = {}
-        # (account, region) of the unit -> its series; each unit reads and replaces its own.
-        self._metric_cache: dict[tuple[str, str], dict[MetricKey, CachedValue]] = {}
+        self._metric_cache: MetricCache[MetricKey] = MetricCache(metrics_ttl)
 
     def collect(self, ctx: CollectContext) -> Observations:
         return observe(self.fetch(ctx), ctx.observe)
@@ -174,23 +168,10 @@ class S3ReplicationCollector:
         return cached
 
     def _metrics(self, ctx: CollectContext, keys: Sequence[MetricKey]) -> dict[MetricKey, float]:
-        """Newest values, re-read only when older than the TTL; the unit's cache entry is
-        replaced each poll, so series of deleted rules leave it."""
-        now = ctx.observe.now
         unit = (ctx.observe.account_id, ctx.observe.region)
-        with self._lock:
-            previous = self._metric_cache.get(unit, {})
-        fresh = {
-            key: previous[key]
-            for key in keys
-            if key in previous and now - previous[key].fetched < self.metrics_ttl
-        }
-        stale = [key for key in keys if key not in fresh]
-        fetched = fetch_metrics(ctx, stale)
-        fresh.update({key: CachedValue(now, fetched.get(key)) for key in stale})
-        with self._lock:
-            self._metric_cache[unit] = fresh
-        return {key: cached.value for key, cached in fresh.items() if cached.value is not None}
+        return self._metric_cache.values(
+            unit, keys, ctx.observe.now, lambda stale: fetch_metrics(ctx, stale)
+        )
 
 
 def read_bucket(s3: Any, name: str) -> BucketRecord:
@@ -287,32 +268,6 @@ def metric_batch(
     queries = [metric_query(query_id, key) for query_id, key in by_id.items()]
     newest = newest_metric_values(cloudwatch, queries, start, end)
     return {by_id[query_id]: value for query_id, value in newest.items()}
-
-
-def newest_metric_values(
-    cloudwatch: Any, queries: Sequence[Mapping[str, Any]], start: datetime, end: datetime
-) -> dict[str, float]:
-    """Newest value of each query (by its Id) of one GetMetricData call, following pages.
-
-    At most METRIC_QUERIES_PER_CALL queries; shared with the kafka collector.
-    """
-    params: dict[str, Any] = {
-        "MetricDataQueries": list(queries),
-        "StartTime": start,
-        "EndTime": end,
-        "ScanBy": "TimestampDescending",
-    }
-    values: dict[str, float] = {}
-    while True:
-        answer = cloudwatch.get_metric_data(**params)
-        for result in answer.get("MetricDataResults", ()):
-            query_id = str(result["Id"])
-            if result.get("Values") and query_id not in values:  # newest first
-                values[query_id] = float(result["Values"][0])
-        token = answer.get("NextToken")
-        if not token:
-            return values
-        params["NextToken"] = token
 
 
 def metric_query(query_id: str, key: MetricKey) -> dict[str, Any]:
