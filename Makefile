@@ -21,6 +21,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.sandbox-installed
+	scripts/system-deps --demo
 	$(BIN)/drwatch demo
 
 system-deps:
@@ -37,11 +38,11 @@ unit: $(VENV)/.test-installed system-deps
 
 test: lint typecheck unit
 
+# Every benchmark (fleets of 100 to 10,000 resources, history, report, Kafka), then one table
+# of their figures; under 10 minutes on 2 cores. The per-service scripts (bench/*_poll.py)
+# run on their own.
 bench: $(VENV)/.test-installed
-	$(BIN)/python bench/rds_poll.py
-	$(BIN)/python bench/backup_poll.py
-	$(BIN)/python bench/history.py
-	$(BIN)/python bench/report.py
+	$(BIN)/python bench/table.py
 
 # About 10 minutes, outside `make test`: the exporter under injected AWS faults, checked for
 # memory, thread and fd leaks and a verifying history afterwards (bench/soak.py).
