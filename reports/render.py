@@ -16,37 +16,22 @@ Rendering fetches nothing: the URL fetcher refuses any URL outside the templates
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import logging
 import math
-import mimetypes
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import jinja2
-import weasyprint
-from weasyprint.logger import PROGRESS_LOGGER
-from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
-PDF_VARIANT = "pdf/a-3u"
-_PAGE = re.compile(r"Page (\d+)")
 
 
 class RenderError(Exception):
     """A report could not be rendered (template error, refused resource, write failure)."""
-
-
-class RefusedFetchError(FatalURLFetchingError):  # type: ignore[misc]  # untyped base
-    """A template or value asked for a resource outside the templates directory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,29 +52,6 @@ class RenderResult:
     size_bytes: int
     seconds: float
     sha256: str
-
-
-class LocalOnlyFetcher(URLFetcher):  # type: ignore[misc]  # weasyprint is untyped
-    """Serves files under `root` and `data:` URLs; refuses everything else, fatally."""
-
-    def __init__(self, root: Path) -> None:
-        # fail_on_errors: a missing stylesheet or image stops the render instead of a warning.
-        super().__init__(
-            allowed_protocols=("file", "data"), allow_redirects=False, fail_on_errors=True
-        )
-        self._root = root.resolve()
-
-    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-        parsed = urlparse(url)
-        if parsed.scheme == "data":
-            return super().fetch(url, headers)
-        if parsed.scheme != "file":
-            raise RefusedFetchError(f"refused to fetch {url!r}: reports render without network")
-        path = Path(unquote(parsed.path)).resolve()
-        if not path.is_relative_to(self._root):
-            raise RefusedFetchError(f"refused to fetch {url!r}: outside {self._root}")
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": media_type}, 200)
 
 
 def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
@@ -135,76 +97,20 @@ def render_pdf(
 
     `progress` receives WeasyPrint's steps (and every 50th page laid out) for long renders.
     """
+    # WeasyPrint (with Pillow) is imported only here: `drwatch serve` never renders, and the
+    # import alone costs it about 40 MB.
+    from reports.pdf import write_pdf
+
     started = time.perf_counter()
     html = render_html(template_name, context, templates_dir)
-    fetcher = LocalOnlyFetcher(templates_dir)
-    with _forwarding_progress(progress):
-        try:
-            document = weasyprint.HTML(
-                string=html, base_url=templates_dir.as_uri() + "/", url_fetcher=fetcher
-            ).render(pdf_variant=PDF_VARIANT)
-        except RefusedFetchError as refused:  # a BaseException in WeasyPrint: make it an error
-            raise RenderError(str(refused)) from refused
-        data = _write(document, fetcher, attachments, out)
+    pages, data = write_pdf(html, templates_dir, out, attachments, progress)
     return RenderResult(
         path=out,
-        pages=len(document.pages),
+        pages=pages,
         size_bytes=len(data),
         seconds=time.perf_counter() - started,
         sha256=hashlib.sha256(data).hexdigest(),
     )
-
-
-def _write(
-    document: Any, fetcher: LocalOnlyFetcher, attachments: Sequence[Attachment], out: Path
-) -> bytes:
-    embedded = [
-        weasyprint.Attachment(
-            file_obj=io.BytesIO(item.data),
-            name=item.name,
-            description=item.description,
-            relationship=item.relationship,
-            url_fetcher=fetcher,
-        )
-        for item in attachments
-    ]
-    data: bytes = document.write_pdf(pdf_variant=PDF_VARIANT, attachments=embedded)
-    try:
-        out.write_bytes(data)
-    except OSError as error:
-        raise RenderError(f"{out}: {error}") from error
-    return data
-
-
-class _ProgressHandler(logging.Handler):
-    def __init__(self, progress: Callable[[str], None]) -> None:
-        super().__init__(logging.INFO)
-        self._progress = progress
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        page = _PAGE.search(message)
-        # One line per step; layout logs every page of every pass: every 50th of the first.
-        if page is None or (int(page[1]) % 50 == 0 and "up-to-date" not in message):
-            self._progress(f"pdf: {message}")
-
-
-@contextlib.contextmanager
-def _forwarding_progress(progress: Callable[[str], None] | None) -> Iterator[None]:
-    if progress is None:
-        yield
-        return
-    handler = _ProgressHandler(progress)
-    level, propagate = PROGRESS_LOGGER.level, PROGRESS_LOGGER.propagate
-    PROGRESS_LOGGER.addHandler(handler)
-    PROGRESS_LOGGER.setLevel(logging.INFO)
-    PROGRESS_LOGGER.propagate = False  # to `progress` only, not also to the process's logs
-    try:
-        yield
-    finally:
-        PROGRESS_LOGGER.removeHandler(handler)
-        PROGRESS_LOGGER.setLevel(level)
-        PROGRESS_LOGGER.propagate = propagate
 
 
 # --- filters: how figures read in every report ---------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,12 @@ def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
     code, _, err = invoke(*args)
     assert code == 2
     assert "Traceback" not in err
+
+
+def test_the_cli_loads_the_pdf_renderer_only_to_render() -> None:
+    """WeasyPrint and Pillow cost `drwatch serve` about 40 MB it never uses."""
+    probe = "import sys, exporter.cli; print(sorted({'weasyprint', 'PIL'} & set(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
