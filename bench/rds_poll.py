@@ -18,26 +18,13 @@ import platform
 import statistics
 import time
 import urllib.request
-from collections import Counter
 from datetime import UTC, datetime
+
+from _common import lower_bounds, rds_items
 
 from exporter.sandbox.demo import sandbox_config, sandbox_exporter
 from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
 from exporter.sandbox.server import Sandbox
-
-PAGE = 100
-
-
-def lower_bounds(plan_items: Counter[tuple[str, str, str]], units: int) -> dict[str, int]:
-    """Per operation: sum over units of max(1, ceil(items / PAGE))."""
-    bounds: Counter[str] = Counter()
-    per_unit: dict[str, Counter[tuple[str, str]]] = {}
-    for (operation, account, region), count in plan_items.items():
-        per_unit.setdefault(operation, Counter())[(account, region)] += count
-    for operation, counts in per_unit.items():
-        bounds[operation] = sum(max(1, math.ceil(counts[u] / PAGE)) for u in counts)
-        bounds[operation] += units - len(counts)  # empty units still need one call
-    return dict(bounds)
 
 
 def main() -> None:
@@ -62,16 +49,7 @@ def main() -> None:
         calls = {
             op: n for (service, op), n in exporter.aws.stats.requests().items() if service == "rds"
         }
-        items: Counter[tuple[str, str, str]] = Counter()
-        for db in plan.databases:
-            instances = 2 if db.kind == "db_cluster" else 1  # a cluster lists its member too
-            items[("DescribeDBInstances", db.account_id, db.region)] += instances
-            if db.kind == "db_cluster":
-                items[("DescribeDBClusters", db.account_id, db.region)] += 1
-                items[("DescribeDBClusterSnapshots", db.account_id, db.region)] += len(db.snapshots)
-            else:
-                items[("DescribeDBSnapshots", db.account_id, db.region)] += len(db.snapshots)
-                items[("DescribeDBInstanceAutomatedBackups", db.account_id, db.region)] += 1
+        items = rds_items(plan)
         units = len(spec.accounts) * len(spec.regions)
         bounds = lower_bounds(items, units)
 

@@ -143,7 +143,7 @@ def test_minimal_config_gets_defaults() -> None:
     )
     assert (config.aws.connect_timeout_seconds, config.aws.read_timeout_seconds) == (5, 30)
     assert config.aws.max_pool_connections == 10
-    assert config.poller.max_workers == 8
+    assert config.poller.max_workers == 32
 
 
 def test_every_known_collector_gets_its_default_schedule() -> None:

@@ -515,6 +515,19 @@ MASTER_PASSWORD = "sandbox-only-password"  # noqa: S105 - a fake database in a f
 
 def seed_fleet(sandbox: Sandbox, plan: FleetPlan) -> None:
     """Make the sandbox hold exactly the databases and snapshots of `plan`."""
+    seed_databases(sandbox, plan)
+    # AWS Backup protects every other database of each unit, plus a few DynamoDB tables.
+    seed_backup_fleet(sandbox, plan_backup_fleet(spec_for(plan)))
+    # DynamoDB tables (those AWS Backup protects among them) and EBS volumes.
+    seed_stores(sandbox, plan_stores(stores_spec_for(plan)))
+    # Replicated buckets with CloudWatch lag, and backup-file prefixes (s3_fleet).
+    seed_s3_fleet(sandbox, plan_s3_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
+    # MSK Replicators (one lagging, one failed) with CloudWatch figures, MSK Connect connectors.
+    seed_kafka_fleet(sandbox, plan_for_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
+
+
+def seed_databases(sandbox: Sandbox, plan: FleetPlan) -> None:
+    """The RDS part of `seed_fleet` alone (benchmarks size the other services themselves)."""
     install_moto_extensions()
     clients = {
         unit: sandbox.client("rds", unit[1], account_id=unit[0]) for unit in plan.spec.units
@@ -525,14 +538,6 @@ def seed_fleet(sandbox: Sandbox, plan: FleetPlan) -> None:
         _run_all(pool.map(lambda db: _copy_through_api(clients, db), plan.databases))
     for db in plan.databases:
         _align_copies(db)
-    # AWS Backup protects every other database of each unit, plus a few DynamoDB tables.
-    seed_backup_fleet(sandbox, plan_backup_fleet(spec_for(plan)))
-    # DynamoDB tables (those AWS Backup protects among them) and EBS volumes.
-    seed_stores(sandbox, plan_stores(stores_spec_for(plan)))
-    # Replicated buckets with CloudWatch lag, and backup-file prefixes (s3_fleet).
-    seed_s3_fleet(sandbox, plan_s3_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
-    # MSK Replicators (one lagging, one failed) with CloudWatch figures, MSK Connect connectors.
-    seed_kafka_fleet(sandbox, plan_for_fleet(plan.spec.now, plan.spec.accounts, plan.spec.regions))
 
 
 def _run_all(results: Iterator[None]) -> None:
