@@ -1113,17 +1113,26 @@ def _parse_default_tier(value: object, path: str, targets: Mapping[str, TierTarg
 
 
 def _parse_tier_targets(value: object, path: str) -> Mapping[str, TierTarget]:
+    return _parse_named(value, path, "tier", _parse_tier_target)
+
+
+def _parse_named(
+    value: object, path: str, what: str, parse: Callable[[object, str], _T]
+) -> Mapping[str, _T]:
+    """A non-empty mapping of lower-case names (tiers, data classes) to parsed items.
+
+    Lower case only, because resources are assigned by a tag value that is lower-cased.
+    """
     given = _mapping(value, path)
     if not given:
-        raise ConfigError(path, "must define at least one tier")
-    targets: dict[str, TierTarget] = {}
-    for name, target in given.items():
-        target_path = _child(path, name)
-        # Lower case only, because tier_for lower-cases the tag value.
+        raise ConfigError(path, f"must define at least one {what}")
+    items: dict[str, _T] = {}
+    for name, item in given.items():
+        item_path = _child(path, name)
         if not _TIER_NAME_RE.fullmatch(name):
-            raise ConfigError(target_path, "tier names must match [a-z0-9_-]+")
-        targets[name] = _parse_tier_target(target, target_path)
-    return MappingProxyType(targets)
+            raise ConfigError(item_path, f"{what} names must match [a-z0-9_-]+")
+        items[name] = parse(item, item_path)
+    return MappingProxyType(items)
 
 
 def _parse_tier_target(value: object, path: str) -> TierTarget:
@@ -1457,17 +1466,7 @@ def _parse_retention(value: object, path: str) -> RetentionConfig:
 
 
 def _parse_data_classes(value: object, path: str) -> Mapping[str, DataClass]:
-    given = _mapping(value, path)
-    if not given:
-        raise ConfigError(path, "must define at least one data class")
-    classes: dict[str, DataClass] = {}
-    for name, item in given.items():
-        class_path = _child(path, name)
-        # Lower case only, because class_for lower-cases the tag value (as tiers do).
-        if not _TIER_NAME_RE.fullmatch(name):
-            raise ConfigError(class_path, "data class names must match [a-z0-9_-]+")
-        classes[name] = _parse_data_class(item, class_path)
-    return MappingProxyType(classes)
+    return _parse_named(value, path, "data class", _parse_data_class)
 
 
 def _parse_data_class(value: object, path: str) -> DataClass:
