@@ -23,7 +23,8 @@ METRIC = re.compile(r"drwatch[_:][a-z0-9_:]+")
 # Variables every dashboard offers, and the labels their filters apply to.
 REQUIRED_VARIABLES = {"datasource", "account_id", "region", "service"}
 FILTERED_LABELS = ("account_id", "region", "tier", "collector")
-UNITS = {"s", "bytes", "percentunit", "dateTimeFromNow", "none", "reqps"}
+# Grafana unit ids the dashboards may use (currencyUSD: estimated storage cost).
+UNITS = {"s", "bytes", "percentunit", "dateTimeFromNow", "none", "reqps", "currencyUSD"}
 
 
 def dashboard_files() -> list[Path]:
