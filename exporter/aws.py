@@ -190,9 +190,7 @@ class AwsAccess:
         with self._lock:
             for account_id, old in self._accounts.items():
                 if new.get(account_id) != old:
-                    self._sessions.pop(account_id, None)
-                    for key in [k for k in self._clients if k.account_id == account_id]:
-                        del self._clients[key]
+                    self._drop_session(account_id)
             self._accounts = new
 
     def client(self, account_id: str, region: str, service: str) -> BaseClient:
@@ -211,9 +209,13 @@ class AwsAccess:
         AWS rejects earlier would otherwise keep failing until then.
         """
         with self._lock:
-            self._sessions.pop(account_id, None)
-            for key in [k for k in self._clients if k.account_id == account_id]:
-                del self._clients[key]
+            self._drop_session(account_id)
+
+    def _drop_session(self, account_id: str) -> None:
+        """Forgets the account's session and clients; the caller holds the lock."""
+        self._sessions.pop(account_id, None)
+        for key in [k for k in self._clients if k.account_id == account_id]:
+            del self._clients[key]
 
     def _new_client(self, key: ClientKey) -> BaseClient:
         session = self._session_for(key.account_id)
