@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from exporter.sandbox.fleet import FleetPlan
+from drwatch.sandbox.fleet import FleetPlan
 
 RDS_PAGE = 100  # the largest MaxRecords every RDS Describe call accepts
 

@@ -20,8 +20,9 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from exporter.collectors import COLLECTORS
-from exporter.sandbox.backup_fleet import (
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.service import Exporter
+from drwatch.sandbox.backup_fleet import (
     DEFAULT_VAULT,
     DR_VAULT,
     PROD_VAULT,
@@ -33,11 +34,10 @@ from exporter.sandbox.backup_fleet import (
     set_clock,
     vault_arn,
 )
-from exporter.sandbox.backup_moto import SandboxJob
-from exporter.sandbox.demo import sandbox_config, sandbox_exporter
-from exporter.sandbox.fleet import FleetSpec
-from exporter.sandbox.server import Sandbox
-from exporter.service import Exporter
+from drwatch.sandbox.backup_moto import SandboxJob
+from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
+from drwatch.sandbox.fleet import FleetSpec
+from drwatch.sandbox.server import Sandbox
 
 PAGE = 1000
 JOB_LISTS = ("ListBackupJobs", "ListCopyJobs", "ListRestoreJobs")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pyinstrument import Profiler
 
-from exporter.model import (
+from drwatch.core.model import (
     Mechanism,
     Observations,
     RecoveryState,
@@ -38,10 +38,10 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.history import HistoryStore
-from reports.history_chain import verify_chain
-from reports.history_compact import compact
-from reports.history_figures import RpoPolicy
+from drwatch.history.chain import verify_chain
+from drwatch.history.compact import compact
+from drwatch.history.figures import RpoPolicy
+from drwatch.history.store import HistoryStore
 
 UNIT = UnitKey("rds", "111111111111", "eu-west-1")
 T0 = datetime(2026, 8, 1, tzinfo=UTC)

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from confluent_kafka import Consumer, TopicPartition
 
-from exporter.collectors.kafka_mm2 import encode_heartbeat, observe_flows
-from exporter.config import KafkaClusterConfig, MirrorMaker2Flow
-from exporter.kafka_client import KafkaReader, client_settings
-from tests.kafka_brokers import QUIET, brokers
+from drwatch.config import KafkaClusterConfig, MirrorMaker2Flow
+from drwatch.exporter.collectors.kafka_mm2 import encode_heartbeat, observe_flows
+from drwatch.exporter.kafka_client import KafkaReader, client_settings
+from drwatch.sandbox.kafka_brokers import QUIET, brokers
 
 TOPICS = 50
 PARTITIONS = 12

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 
 from _common import lower_bounds, rds_items
 
-from exporter.sandbox.demo import sandbox_config, sandbox_exporter
-from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
-from exporter.sandbox.server import Sandbox
+from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.server import Sandbox
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from pyinstrument import Profiler
 
-from exporter.model import (
+from drwatch.core.model import (
     JobEvent,
     Mechanism,
     Observations,
@@ -41,12 +41,12 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.compliance import TEMPLATE, build_context, companion
-from reports.controls import load_framework
-from reports.evaluate import Period, Policies
-from reports.history import HistoryStore, open_reader
-from reports.history_figures import RpoPolicy
-from reports.render import Attachment, render_pdf
+from drwatch.history.figures import RpoPolicy
+from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.compliance import TEMPLATE, build_context, companion
+from drwatch.reports.controls import load_framework
+from drwatch.reports.evaluate import Period, Policies
+from drwatch.reports.render import Attachment, render_pdf
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 UNITS = tuple(

@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 
 from moto.s3.models import s3_backends
 
-from exporter.collectors import COLLECTORS
-from exporter.sandbox.demo import sandbox_config, sandbox_exporter
-from exporter.sandbox.fleet import FleetSpec
-from exporter.sandbox.s3_fleet import PlannedBucket, PlannedRule, S3FleetPlan, seed_s3_fleet
-from exporter.sandbox.server import Sandbox
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
+from drwatch.sandbox.fleet import FleetSpec
+from drwatch.sandbox.s3_fleet import PlannedBucket, PlannedRule, S3FleetPlan, seed_s3_fleet
+from drwatch.sandbox.server import Sandbox
 
 ACCOUNT = "111111111111"
 REGIONS = ("eu-west-1", "us-east-1")

@@ -53,19 +53,20 @@ from backup_poll import JOB_LISTS, lower_bound, window_items
 from prometheus_client.parser import text_string_to_metric_families
 from stores_poll import expected_calls
 
-from exporter.collectors import COLLECTORS
-from exporter.sandbox.backup_fleet import (
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.sandbox.backup_fleet import (
     BackupFleetPlan,
     plan_backup_fleet,
     seed_backup_fleet,
     spec_for,
 )
-from exporter.sandbox.demo import sandbox_config, sandbox_exporter
-from exporter.sandbox.faults import CONTROL_PATH
-from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_databases
-from exporter.sandbox.s3_fleet import PlannedBucket, PlannedRule, S3FleetPlan, seed_s3_fleet
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.stores_fleet import StoresPlan, plan_stores, seed_stores, stores_spec_for
+from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
+from drwatch.sandbox.faults import CONTROL_PATH
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_databases
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.s3_fleet import PlannedBucket, PlannedRule, S3FleetPlan, seed_s3_fleet
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.stores_fleet import StoresPlan, plan_stores, seed_stores, stores_spec_for
 
 ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444")
 REGIONS = ("eu-west-1", "us-east-1", "eu-central-1", "us-west-2")
@@ -523,14 +524,6 @@ def serve_figures(sandbox: SandboxProcess, plan: ScalePlan, scrapes: int) -> Ser
         series_per_resource=series_per_resource(text.decode(), plan),
         ready_seconds=ready,
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes]) -> float:

@@ -38,14 +38,14 @@ from pathlib import Path
 
 import bcrypt
 
-from exporter.sandbox import demo
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
-from exporter.sandbox.server import Sandbox
-from exporter.webconfig import WebConfig
-from reports.history import HistoryStore
-from reports.history_chain import verify_chain
-from reports.history_writer import HistoryWriter
+from drwatch.exporter.webconfig import WebConfig
+from drwatch.history.chain import verify_chain
+from drwatch.history.store import HistoryStore
+from drwatch.history.writer import HistoryWriter
+from drwatch.sandbox import demo
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.server import Sandbox
 
 SAMPLE_SECONDS = 15.0
 SCRAPE_SECONDS = 0.5

@@ -20,11 +20,11 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from exporter.collectors import COLLECTORS
-from exporter.sandbox.demo import sandbox_config, sandbox_exporter
-from exporter.sandbox.fleet import FleetSpec
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.stores_fleet import StoresPlan, StoresSpec, plan_stores, seed_stores
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
+from drwatch.sandbox.fleet import FleetSpec
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.stores_fleet import StoresPlan, StoresSpec, plan_stores, seed_stores
 
 
 def expected_calls(plan: StoresPlan) -> Counter[str]:

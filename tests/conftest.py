@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from exporter.config import Config
-from exporter.sandbox import demo
-from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.validation import validate_response
-from exporter.service import Exporter
+from drwatch.config import Config
+from drwatch.exporter.service import Exporter
+from drwatch.sandbox import demo
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.validation import validate_response
 from tests.helpers import FakeClock, ImmediateExecutor
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -54,15 +53,8 @@ class ImmediateExecutor(ManualExecutor):
         return future
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now (the OS picks it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def serve_command(config: Path, port: int, *extra: str) -> list[str]:
     """`drwatch serve` on loopback, as a real process runs it."""
     listen = f"127.0.0.1:{port}"
-    command = [sys.executable, "-m", "exporter", "serve", "--config", str(config)]
+    command = [sys.executable, "-m", "drwatch", "serve", "--config", str(config)]
     return [*command, "--listen-address", listen, *extra]

@@ -8,10 +8,10 @@ import botocore.session
 import botocore.utils
 import pytest
 
-from exporter.aws import ApiStats, AwsAccess, parse_timestamp
-from exporter.config import AccountConfig, AwsConfig
-from exporter.sandbox import demo
-from exporter.sandbox.server import Sandbox
+from drwatch.config import AccountConfig, AwsConfig
+from drwatch.exporter.aws import ApiStats, AwsAccess, parse_timestamp
+from drwatch.sandbox import demo
+from drwatch.sandbox.server import Sandbox
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import COLLECTORS
-from exporter.sandbox.backup_fleet import (
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.sandbox.backup_fleet import (
     BackupFleetPlan,
     BackupUnitPlan,
     plan_backup_fleet,
     spec_for,
 )
-from exporter.sandbox.backup_moto import SandboxJob, SandboxRecoveryPoint
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
+from drwatch.sandbox.backup_moto import SandboxJob, SandboxRecoveryPoint
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_config, sandbox_exporter
 from tests.test_metrics import samples, value
 

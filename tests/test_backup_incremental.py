@@ -5,19 +5,19 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from exporter.collectors import COLLECTORS
-from exporter.collectors.backup import LIST_LAG_OVERLAP, PAGE_SIZE
-from exporter.sandbox.backup_fleet import (
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.collectors.backup import LIST_LAG_OVERLAP, PAGE_SIZE
+from drwatch.exporter.service import Exporter
+from drwatch.sandbox.backup_fleet import (
     add_jobs,
     plan_backup_fleet,
     set_clock,
     spec_for,
     vault_arn,
 )
-from exporter.sandbox.backup_moto import SandboxJob
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
-from exporter.service import Exporter
+from drwatch.sandbox.backup_moto import SandboxJob
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_config, sandbox_exporter
 from tests.helpers import FakeClock
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from exporter.collectors.backup import (
+from drwatch.config import parse_config
+from drwatch.core.model import JobCount, Mechanism, ResourceRef
+from drwatch.exporter.collectors.backup import (
     BACKUP_JOBS,
     COPY_JOBS,
     RESTORE_JOBS,
@@ -17,9 +19,7 @@ from exporter.collectors.backup import (
     observe,
     resource_ref,
 )
-from exporter.collectors.base import ObserveContext
-from exporter.config import parse_config
-from exporter.model import JobCount, Mechanism, ResourceRef
+from drwatch.exporter.collectors.base import ObserveContext
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ACCOUNT, REGION, OTHER_REGION = "111111111111", "eu-west-1", "us-east-1"

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from exporter.sandbox.backup_fleet import (
+from drwatch.sandbox.backup_fleet import (
     BackupFleetPlan,
     plan_backup_fleet,
     set_clock,
     spec_for,
 )
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW
 
 MOTO_NOW = NOW.astimezone(UTC).replace(tzinfo=None)

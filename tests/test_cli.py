@@ -11,12 +11,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.collectors import COLLECTORS
-from exporter.config import DEFAULT_ENABLED_COLLECTORS, KNOWN_COLLECTORS
-from exporter.iam import required_actions
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
+from drwatch.cli.main import cli
+from drwatch.config import DEFAULT_ENABLED_COLLECTORS, KNOWN_COLLECTORS
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.iam import required_actions
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.server import Sandbox
 
 CONFIGS = Path(__file__).parent / "configs"
 EXAMPLE = Path(__file__).parent.parent / "drwatch.example.yml"
@@ -122,7 +122,7 @@ def test_poll_once_json_prints_every_unit(
 def test_poll_exits_1_and_reports_the_error_when_a_unit_fails(
     tmp_path: Path, sandbox: Sandbox, fleet: FleetPlan
 ) -> None:
-    from exporter.sandbox.faults import FaultRule
+    from drwatch.sandbox.faults import FaultRule
 
     sandbox.faults.add(FaultRule("AccessDenied", 403, service="rds", region="eu-west-1"))
     config = sandbox_config_file(tmp_path, sandbox, fleet)
@@ -140,7 +140,7 @@ def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
 
 def test_the_cli_loads_the_pdf_renderer_only_to_render() -> None:
     """WeasyPrint and Pillow cost `drwatch serve` about 40 MB it never uses."""
-    probe = "import sys, exporter.cli; print(sorted({'weasyprint', 'PIL'} & set(sys.modules)))"
+    probe = "import sys, drwatch.cli.main; print(sorted({'weasyprint', 'PIL'} & set(sys.modules)))"
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout

@@ -21,7 +21,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.config import (
+from drwatch.config import (
     DEFAULT_INTERVALS,
     DEFAULT_PORT,
     KNOWN_COLLECTORS,

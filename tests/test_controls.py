@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import pytest
 
-from exporter.model import (
+from drwatch.core.model import (
     JobEvent,
     Mechanism,
     Observations,
@@ -27,7 +27,12 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.controls import (
+from drwatch.core.retention import DataClassPolicy, RetentionPolicy
+from drwatch.history.compact import compact
+from drwatch.history.drills import DrillRecord, record_drill
+from drwatch.history.figures import RpoPolicy
+from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.controls import (
     CONTROLS,
     FRAMEWORK_FILES,
     ControlError,
@@ -36,12 +41,14 @@ from reports.controls import (
     load_framework,
     parse_framework,
 )
-from reports.drills import DrillRecord, record_drill
-from reports.evaluate import Evaluation, EvaluationError, Finding, Period, Policies, evaluate
-from reports.history import HistoryStore, open_reader
-from reports.history_compact import compact
-from reports.history_figures import RpoPolicy
-from reports.retention import DataClassPolicy, RetentionPolicy
+from drwatch.reports.evaluate import (
+    Evaluation,
+    EvaluationError,
+    Finding,
+    Period,
+    Policies,
+    evaluate,
+)
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 END = datetime(2026, 10, 3, tzinfo=UTC)

@@ -8,12 +8,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.aws import ApiStats
-from exporter.cli_report import retention_policy
-from exporter.config import RetentionConfig, TierConfig, parse_config
-from exporter.metrics import MetricsView
-from exporter.model import Resource, ResourceRef
-from exporter.retention_metrics import retention_families
+from drwatch.cli.report import retention_policy
+from drwatch.config import RetentionConfig, TierConfig, parse_config
+from drwatch.core.model import Resource, ResourceRef
+from drwatch.exporter.aws import ApiStats
+from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.retention_metrics import retention_families
 
 CONFIG = parse_config(
     {

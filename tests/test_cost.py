@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.aws import ApiStats
-from exporter.config import PriceOverride, PricingConfig, parse_config
-from exporter.metrics import MetricsView
-from exporter.model import (
+from drwatch.config import PriceOverride, PricingConfig, parse_config
+from drwatch.core.model import (
     Mechanism,
     Observations,
     RecoveryState,
@@ -23,9 +21,14 @@ from exporter.model import (
     UnitRun,
     VaultState,
 )
-from exporter.poller import UnitSchedule, UnitStatus
-from exporter.pricing import GIB, PriceTable, load_price_table, storage_items
-from reports.cost import (
+from drwatch.core.pricing import GIB, PriceTable, load_price_table, storage_items
+from drwatch.exporter.aws import ApiStats
+from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.poller import UnitSchedule, UnitStatus
+from drwatch.history.compact import compact
+from drwatch.history.figures import RpoPolicy
+from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.cost import (
     StorageHistory,
     forecast,
     load_storage,
@@ -35,9 +38,6 @@ from reports.cost import (
     potential_saving,
     retention_outliers,
 )
-from reports.history import HistoryStore, open_reader
-from reports.history_compact import compact
-from reports.history_figures import RpoPolicy
 from tests.test_metrics import samples
 
 A = "111111111111"

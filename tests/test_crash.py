@@ -25,15 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import COLLECTORS
-from exporter.model import UnitResult, UnitRun
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.fleet import FleetPlan, FleetSpec
-from exporter.sandbox.server import Sandbox
-from reports.history import HistoryStore
-from reports.history_chain import verify_chain
-from reports.history_compact import compact
-from tests.helpers import free_port, serve_command
+from drwatch.core.model import UnitResult, UnitRun
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.history.chain import verify_chain
+from drwatch.history.compact import compact
+from drwatch.history.store import HistoryStore
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
+from tests.helpers import serve_command
 from tests.test_cli import SANDBOX_ENV, sandbox_config_file
 from tests.test_history_compact import (
     AWAY,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import urllib.request
 
-from exporter.sandbox.demo import run_demo
-from exporter.service import Exporter
+from drwatch.exporter.service import Exporter
+from drwatch.sandbox.demo import run_demo
 from tests.conftest import NOW
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.cli import cli
-from exporter.cli_deploy import render
-from exporter.config import DEFAULT_PORT, parse_config
-from exporter.sharding import parse_shard
+from drwatch.cli.deploy import render
+from drwatch.cli.main import cli
+from drwatch.config import DEFAULT_PORT, parse_config
+from drwatch.core.sharding import parse_shard
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"

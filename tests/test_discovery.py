@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.config import Config, OrganizationsConfig, parse_config
-from exporter.discovery import IAM_ACTIONS, list_org_accounts, to_watch
-from exporter.reload import LiveExporter
-from exporter.sandbox.demo import sandbox_session
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.organizations import (
+from drwatch.cli.main import cli
+from drwatch.config import Config, OrganizationsConfig, parse_config
+from drwatch.core.sharding import Shard
+from drwatch.exporter.discovery import IAM_ACTIONS, list_org_accounts, to_watch
+from drwatch.exporter.reload import LiveExporter
+from drwatch.sandbox.demo import sandbox_session
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.organizations import (
     OrgUnitSpec,
     SeededOrg,
     add_account,
@@ -23,9 +24,8 @@ from exporter.sandbox.organizations import (
     reset_organization,
     seed_organization,
 )
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.validation import validate_response
-from exporter.sharding import Shard
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.validation import validate_response
 from tests.conftest import NOW, OperationRecorder
 from tests.helpers import FakeClock, ImmediateExecutor
 
@@ -266,7 +266,7 @@ def test_iam_policy_for_the_management_account() -> None:
 def test_example_config_documents_every_organizations_field() -> None:
     from pathlib import Path
 
-    from exporter.config import ConfigError
+    from drwatch.config import ConfigError
 
     data = {"regions": ["eu-west-1"], "organizations": {"role_arn_template": TEMPLATE, "zz": 1}}
     with pytest.raises(ConfigError) as caught:

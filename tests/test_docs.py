@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from exporter import metrics
-from exporter.cli import cli
+from drwatch.cli.main import cli
+from drwatch.exporter import metrics
 
 ROOT = Path(__file__).parent.parent
 DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])

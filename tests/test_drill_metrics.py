@@ -11,16 +11,16 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.cli_drill import record_demo_drills, with_drill_metrics
-from exporter.config import parse_config
-from exporter.drill_metrics import DrillMetrics
-from exporter.model import DrillStatus
-from exporter.sandbox.backfill import BackfillSpec, demo_drill_rows
-from exporter.sandbox.fleet import FleetSpec, plan_fleet
-from exporter.service import build_exporter
-from reports.drills import load_drills, load_restore_tests, read_drill_status
-from reports.history import open_reader
-from reports.history_chain import verify_chain
+from drwatch.cli.drill import record_demo_drills, with_drill_metrics
+from drwatch.config import parse_config
+from drwatch.core.model import DrillStatus
+from drwatch.exporter.drill_metrics import DrillMetrics
+from drwatch.exporter.service import build_exporter
+from drwatch.history.chain import verify_chain
+from drwatch.history.drills import load_drills, load_restore_tests, read_drill_status
+from drwatch.history.store import open_reader
+from drwatch.sandbox.backfill import BackfillSpec, demo_drill_rows
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ALL = (-(2**40), 2**40)

@@ -27,10 +27,10 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from moto.rds.models import rds_backends
 
-from exporter.aws import ReadOnlyViolationError, refuse_writes
-from exporter.cli import cli
-from exporter.config import AwsConfig
-from exporter.drill_runner import (
+from drwatch.cli.main import cli
+from drwatch.config import AwsConfig
+from drwatch.exporter.aws import ReadOnlyViolationError, refuse_writes
+from drwatch.exporter.drill_runner import (
     RUN_TAG_KEY,
     CheckResult,
     Endpoint,
@@ -44,14 +44,14 @@ from exporter.drill_runner import (
     runner_iam_actions,
     runner_policy_document,
 )
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.validation import validate_response
-from reports.drills import load_drills, load_restore_tests
-from reports.history import open_reader
-from reports.history_chain import verify_chain
+from drwatch.history.chain import verify_chain
+from drwatch.history.drills import load_drills, load_restore_tests
+from drwatch.history.store import open_reader
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.validation import validate_response
 from tests.conftest import OperationRecorder
-from tests.helpers import free_port
 
 REGION = "eu-central-1"
 MOTO_ACCOUNT = "123456789012"  # static sandbox keys land in moto's default account

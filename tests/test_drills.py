@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.drill_import import FIELDS
-from exporter.model import (
+from drwatch.cli.main import cli
+from drwatch.core.model import (
     JobEvent,
     Observations,
     Resource,
@@ -26,7 +25,9 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.drills import (
+from drwatch.history.chain import verify_chain
+from drwatch.history.drill_import import FIELDS
+from drwatch.history.drills import (
     DrillError,
     DrillRecord,
     finish_drill,
@@ -36,8 +37,7 @@ from reports.drills import (
     record_drill,
     start_drill,
 )
-from reports.history import HistoryStore, open_reader
-from reports.history_chain import verify_chain
+from drwatch.history.store import HistoryStore, open_reader
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ALL = (-(2**40), 2**40)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import COLLECTORS
-from exporter.collectors.base import ObserveContext
-from exporter.collectors.elasticache import ElastiCacheRecords, observe, parse_size
-from exporter.config import parse_config
-from exporter.model import Mechanism, ReplicationState
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.stores_fleet import StoresPlan, plan_stores, stores_spec_for
+from drwatch.config import parse_config
+from drwatch.core.model import Mechanism, ReplicationState
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.collectors.base import ObserveContext
+from drwatch.exporter.collectors.elasticache import ElastiCacheRecords, observe, parse_size
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.stores_fleet import StoresPlan, plan_stores, stores_spec_for
 from tests.conftest import NOW, sandbox_config, sandbox_exporter
 from tests.test_metrics import samples, value
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from exporter.aws import is_read_only
-from exporter.collectors import COLLECTORS
-from exporter.iam import required_actions
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.fleet import FleetPlan, PlannedDatabase
-from exporter.sandbox.server import Sandbox
-from exporter.server import HttpServer
+from drwatch.exporter.aws import is_read_only
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.iam import required_actions
+from drwatch.exporter.server import HttpServer
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.fleet import FleetPlan, PlannedDatabase
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, OperationRecorder, sandbox_config, sandbox_exporter
 from tests.helpers import FakeClock
 from tests.test_metrics import samples, value

@@ -22,19 +22,20 @@ import pytest
 from botocore.config import Config as BotocoreConfig
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
-from exporter.collectors import COLLECTORS
-from exporter.metrics import MetricsView
-from exporter.model import UnitResult
-from exporter.poller import Poller, UnitSchedule
-from exporter.runner import UnitRunner, unit_schedules
-from exporter.sandbox import demo
-from exporter.sandbox.faults import FaultRule, rule_from_dict
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
-from exporter.server import HttpServer
-from exporter.service import Exporter
+from drwatch.core.model import UnitResult
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.poller import Poller, UnitSchedule
+from drwatch.exporter.runner import UnitRunner, unit_schedules
+from drwatch.exporter.server import HttpServer
+from drwatch.exporter.service import Exporter
+from drwatch.sandbox import demo
+from drwatch.sandbox.faults import FaultRule, rule_from_dict
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_config, sandbox_exporter
-from tests.helpers import FakeClock, ImmediateExecutor, free_port
+from tests.helpers import FakeClock, ImmediateExecutor
 from tests.test_metrics import samples, value
 
 # Retries under 30% throttling: expected attempts per call with botocore's standard mode are

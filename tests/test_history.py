@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.model import (
+from drwatch.core.model import (
     JobEvent,
     Mechanism,
     Observations,
@@ -22,9 +22,9 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.history import HistoryError, HistoryStore, open_reader
-from reports.history_chain import canonical_json, row_hash, sha256_hex, verify_chain
-from reports.history_writer import HistoryWriter, HistoryWriterError
+from drwatch.history.chain import canonical_json, row_hash, sha256_hex, verify_chain
+from drwatch.history.store import HistoryError, HistoryStore, open_reader
+from drwatch.history.writer import HistoryWriter, HistoryWriterError
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 UNIT = UnitKey("rds", "111111111111", "eu-west-1")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.config import HistoryConfig, parse_config
-from exporter.model import (
+from drwatch.cli.main import cli
+from drwatch.config import HistoryConfig, parse_config
+from drwatch.core.model import (
     JobEvent,
     Mechanism,
     Observations,
@@ -25,12 +25,12 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from exporter.sandbox.backfill import BackfillSpec, backfill_results, plan_incidents
-from exporter.sandbox.fleet import FleetSpec, plan_fleet
-from reports.history import HistoryStore, resource_key
-from reports.history_chain import row_hash, verify_chain
-from reports.history_figures import RpoPolicy, raw_figures
-from reports.history_schema import CHAINED_COLUMNS
+from drwatch.history.chain import row_hash, verify_chain
+from drwatch.history.figures import RpoPolicy, raw_figures
+from drwatch.history.schema import CHAINED_COLUMNS
+from drwatch.history.store import HistoryStore, resource_key
+from drwatch.sandbox.backfill import BackfillSpec, backfill_results, plan_incidents
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
 
 ROOT = Path(__file__).parent.parent
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

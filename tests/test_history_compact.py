@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.model import (
+from drwatch.core.model import (
     JobEvent,
     Mechanism,
     Observations,
@@ -20,10 +20,10 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.history import HistoryStore, rolled_up_until_epoch
-from reports.history_chain import verify_chain
-from reports.history_compact import compact
-from reports.history_figures import Figures, RpoPolicy, period_figures, raw_figures
+from drwatch.history.chain import verify_chain
+from drwatch.history.compact import compact
+from drwatch.history.figures import Figures, RpoPolicy, period_figures, raw_figures
+from drwatch.history.store import HistoryStore, rolled_up_until_epoch
 
 START = datetime(2026, 9, 20, tzinfo=UTC)
 END = datetime(2026, 11, 29, tzinfo=UTC)

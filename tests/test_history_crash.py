@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from exporter.model import (
+from drwatch.core.model import (
     JobEvent,
     Mechanism,
     Observations,
@@ -27,8 +27,8 @@ from exporter.model import (
     UnitResult,
     UnitRun,
 )
-from reports.history import HistoryStore, epoch
-from reports.history_chain import verify_chain
+from drwatch.history.chain import verify_chain
+from drwatch.history.store import HistoryStore, epoch
 
 ROOT = Path(__file__).parent.parent
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from exporter.collectors import COLLECTORS
-from exporter.collectors.kafka import (
+from drwatch.config import parse_config
+from drwatch.core.model import Observations, UnitKey, UnitResult, UnitRun
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.collectors.kafka import (
     KafkaMetricKey,
     MskRecords,
     merge,
@@ -23,19 +25,17 @@ from exporter.collectors.kafka import (
     observe_msk,
     zero_latency_while_producing,
 )
-from exporter.collectors.kafka_mm2 import FlowRecords, observe_flow
-from exporter.config import parse_config
-from exporter.kafka_client import TopicPartition
-from exporter.model import Observations, UnitKey, UnitResult, UnitRun
-from exporter.sandbox import demo
-from exporter.sandbox.fleet import FleetSpec
-from exporter.sandbox.kafka_fleet import KafkaFleetPlan, plan_for_fleet, seed_kafka_fleet
-from exporter.sandbox.server import Sandbox
-from reports.history import HistoryStore
-from reports.history_chain import verify_chain
+from drwatch.exporter.collectors.kafka_mm2 import FlowRecords, observe_flow
+from drwatch.exporter.kafka_client import TopicPartition
+from drwatch.history.chain import verify_chain
+from drwatch.history.store import HistoryStore
+from drwatch.sandbox import demo
+from drwatch.sandbox.fleet import FleetSpec
+from drwatch.sandbox.kafka_brokers import Broker, brokers
+from drwatch.sandbox.kafka_fleet import KafkaFleetPlan, plan_for_fleet, seed_kafka_fleet
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_exporter
 from tests.helpers import FakeClock
-from tests.kafka_brokers import Broker, brokers
 from tests.test_kafka_mm2 import seed_flow
 from tests.test_metrics import render, samples, status, value
 

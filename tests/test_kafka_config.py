@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exporter.config import ConfigError, KafkaConfig, load_config, parse_config
+from drwatch.config import ConfigError, KafkaConfig, load_config, parse_config
 from tests.test_config import CONFIGS, EXAMPLE, MINIMAL, accepted_fields
 
 FLOW: dict[str, Any] = {

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.collectors.kafka_mm2 import (
+from drwatch.config import KafkaClusterConfig, MirrorMaker2Flow
+from drwatch.exporter.collectors.kafka_mm2 import (
     FlowRecords,
     OffsetSync,
     decode_heartbeat_time,
@@ -26,16 +27,15 @@ from exporter.collectors.kafka_mm2 import (
     positions_from_syncs,
     watched_topics,
 )
-from exporter.config import KafkaClusterConfig, MirrorMaker2Flow
-from exporter.kafka_client import (
+from drwatch.exporter.kafka_client import (
     KafkaReader,
     KafkaReadError,
     KafkaRecord,
     TopicPartition,
     client_settings,
 )
-from tests.helpers import free_port
-from tests.kafka_brokers import Broker, Copier, brokers
+from drwatch.sandbox.kafka_brokers import Broker, Copier, brokers
+from drwatch.sandbox.ports import free_port
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

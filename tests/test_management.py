@@ -14,10 +14,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.cli_report import policies_from, retention_policy
-from exporter.config import parse_config
-from exporter.model import (
+from drwatch.cli.main import cli
+from drwatch.cli.report import policies_from, retention_policy
+from drwatch.config import parse_config
+from drwatch.core.model import (
     Mechanism,
     Observations,
     RecoveryState,
@@ -26,16 +26,16 @@ from exporter.model import (
     UnitRun,
     VaultState,
 )
-from exporter.pricing import GIB, load_price_table
-from reports.cost import StorageDay
-from reports.history import HistoryStore, open_reader
-from reports.management import (
+from drwatch.core.pricing import GIB, load_price_table
+from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.cost import StorageDay
+from drwatch.reports.management import (
     ManagementError,
     build_context,
     parse_month,
     retention_findings,
 )
-from reports.render import render_html
+from drwatch.reports.render import render_html
 from tests.test_cost import (
     DB1,
     DDB_COLD,

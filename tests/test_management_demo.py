@@ -10,13 +10,13 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from exporter.cli_report import policies_from
-from exporter.pricing import GIB, load_price_table
-from exporter.sandbox.backfill import BackfillSpec, backfill_results
-from exporter.sandbox.demo import sandbox_config
-from exporter.sandbox.fleet import FleetSpec, plan_fleet
-from reports.history import HistoryStore
-from reports.management import parse_month, write_report
+from drwatch.cli.report import policies_from
+from drwatch.core.pricing import GIB, load_price_table
+from drwatch.history.store import HistoryStore
+from drwatch.reports.management import parse_month, write_report
+from drwatch.sandbox.backfill import BackfillSpec, backfill_results
+from drwatch.sandbox.demo import sandbox_config
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
 from tests.test_cost import RDS_WARM
 
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -11,21 +11,21 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from exporter.cli import cli, rpo_policy
-from exporter.config import TierConfig
-from exporter.model import UnitResult
-from exporter.sandbox import demo
-from exporter.sandbox.backfill import BackfillSpec, backfill_results
-from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.validation import validate_response
-from exporter.sharding import Shard
-from reports.evaluate import Period, Policies, evaluate
-from reports.history import HistoryStore, open_reader
-from reports.history_chain import rolled_up_until_epoch, verify_chain
-from reports.history_compact import compact
-from reports.history_figures import Figures, period_figures
-from reports.history_merge import MergeError, merge_histories
+from drwatch.cli.main import cli, rpo_policy
+from drwatch.config import TierConfig
+from drwatch.core.model import UnitResult
+from drwatch.core.sharding import Shard
+from drwatch.history.chain import rolled_up_until_epoch, verify_chain
+from drwatch.history.compact import compact
+from drwatch.history.figures import Figures, period_figures
+from drwatch.history.merge import MergeError, merge_histories
+from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.evaluate import Period, Policies, evaluate
+from drwatch.sandbox import demo
+from drwatch.sandbox.backfill import BackfillSpec, backfill_results
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.validation import validate_response
 from tests.conftest import NOW, sandbox_config
 from tests.helpers import FakeClock, ImmediateExecutor
 

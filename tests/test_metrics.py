@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.aws import ApiStats
-from exporter.collectors.base import ObserveContext
-from exporter.collectors.rds import RdsRecords, observe
-from exporter.config import parse_config
-from exporter.metrics import MetricsView
-from exporter.model import Observations, ReplicationState, ResourceRef, UnitKey, UnitRun
-from exporter.poller import UnitSchedule, UnitStatus
+from drwatch.config import parse_config
+from drwatch.core.model import Observations, ReplicationState, ResourceRef, UnitKey, UnitRun
+from drwatch.exporter.aws import ApiStats
+from drwatch.exporter.collectors.base import ObserveContext
+from drwatch.exporter.collectors.rds import RdsRecords, observe
+from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.poller import UnitSchedule, UnitStatus
 from tests.test_rds_observe import ACCOUNT, NOW, instance, snapshot
 
 KEY = UnitKey("rds", ACCOUNT, "eu-west-1")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from exporter.model import Observations, Resource, ResourceRef, UnitKey, UnitResult, UnitRun
-from exporter.poller import Poller, UnitSchedule
+from drwatch.core.model import Observations, Resource, ResourceRef, UnitKey, UnitResult, UnitRun
+from drwatch.exporter.poller import Poller, UnitSchedule
 from tests.helpers import FakeClock, ImmediateExecutor, ManualExecutor
 
 KEY = UnitKey("rds", "111111111111", "eu-west-1")

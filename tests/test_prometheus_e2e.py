@@ -25,17 +25,17 @@ from typing import Any
 
 import pytest
 
-from exporter.cli_drill import record_demo_drills, with_drill_metrics
-from exporter.sandbox.backfill import BackfillSpec, demo_drill_rows
-from exporter.sandbox.backup_fleet import plan_backup_fleet, spec_for
-from exporter.sandbox.demo import sandbox_config, sandbox_exporter
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.stack import StackSettings, start_stack
-from exporter.sandbox.stores_fleet import plan_stores, stores_spec_for
-from exporter.service import Exporter
-from tests.helpers import free_port
+from drwatch.cli.drill import record_demo_drills, with_drill_metrics
+from drwatch.exporter.service import Exporter
+from drwatch.sandbox.backfill import BackfillSpec, demo_drill_rows
+from drwatch.sandbox.backup_fleet import plan_backup_fleet, spec_for
+from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.stack import StackSettings, start_stack
+from drwatch.sandbox.stores_fleet import plan_stores, stores_spec_for
 from tests.test_grafana import dashboard_files, load, query_panels
 
 ROOT = Path(__file__).parent.parent

@@ -30,15 +30,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.aws import ApiStats
-from exporter.collectors import backup, dynamodb, ebs, elasticache, kafka, rds, s3_replication
-from exporter.collectors.base import ObserveContext
-from exporter.collectors.s3_freshness import PrefixSummary
-from exporter.collectors.s3_freshness import observe as observe_freshness
-from exporter.config import ConfigError, FreshnessTarget, TierConfig, load_config, parse_config
-from exporter.metrics import MetricsView
-from exporter.model import Observations, UnitKey, UnitRun, to_jsonable
-from exporter.poller import UnitSchedule, UnitStatus
+from drwatch.config import ConfigError, FreshnessTarget, TierConfig, load_config, parse_config
+from drwatch.core.model import Observations, UnitKey, UnitRun, to_jsonable
+from drwatch.exporter.aws import ApiStats
+from drwatch.exporter.collectors import (
+    backup,
+    dynamodb,
+    ebs,
+    elasticache,
+    kafka,
+    rds,
+    s3_replication,
+)
+from drwatch.exporter.collectors.base import ObserveContext
+from drwatch.exporter.collectors.s3_freshness import PrefixSummary
+from drwatch.exporter.collectors.s3_freshness import observe as observe_freshness
+from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.poller import UnitSchedule, UnitStatus
 
 # CI: few examples, derandomized (reproducible). Explore locally with, e.g.,
 # DRWATCH_PROPERTY_EXAMPLES=300 pytest tests/test_properties.py (random draws then).
@@ -373,7 +381,7 @@ def test_observe_maps_any_valid_response_without_crashing(collector: str) -> Non
 
 
 def test_every_collector_has_a_property_test() -> None:
-    from exporter.collectors import COLLECTORS
+    from drwatch.exporter.collectors import COLLECTORS
 
     assert {c.name for c in COLLECTORS} <= set(MAPPINGS)
 

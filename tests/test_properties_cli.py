@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from reports.history import HistoryStore
+from drwatch.cli.main import cli
+from drwatch.history.store import HistoryStore
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from exporter.collectors.base import ObserveContext
-from exporter.collectors.rds import RdsRecords, observe
-from exporter.config import parse_config
-from exporter.model import Mechanism, RecoveryState
+from drwatch.config import parse_config
+from drwatch.core.model import Mechanism, RecoveryState
+from drwatch.exporter.collectors.base import ObserveContext
+from drwatch.exporter.collectors.rds import RdsRecords, observe
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ACCOUNT = "111111111111"

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.config import ConfigError, load_config
-from exporter.reload import LiveExporter
-from exporter.sandbox.demo import sandbox_session
-from exporter.sandbox.server import Sandbox
-from exporter.server import ExporterApp
+from drwatch.config import ConfigError, load_config
+from drwatch.exporter.reload import LiveExporter
+from drwatch.exporter.server import ExporterApp
+from drwatch.sandbox.demo import sandbox_session
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW
-from tests.helpers import FakeClock, ImmediateExecutor, free_port, serve_command
+from tests.helpers import FakeClock, ImmediateExecutor, serve_command
 from tests.test_cli import SANDBOX_ENV
 from tests.test_serve import wait_ready
 
@@ -192,7 +193,7 @@ def test_reload_applies_tiers_and_intervals_and_names_restart_only_changes(
         data["collectors"]["rds"]["interval"] = "10m"
         data["listen_address"] = "127.0.0.1:1"
         write(path, data)
-        with caplog.at_level(logging.WARNING, logger="exporter.reload"):
+        with caplog.at_level(logging.WARNING, logger="drwatch.exporter.reload"):
             assert runtime.reload() is None
         after = runtime.exporter.metrics.render().decode()
         assert 'drwatch_rpo_target_seconds{tier="premium"} 60.0' in after
@@ -216,8 +217,8 @@ def test_reload_applies_tiers_and_intervals_and_names_restart_only_changes(
 
 
 def test_replacing_units_keeps_survivors_and_drops_removed_ones_even_in_flight() -> None:
-    from exporter.model import UnitKey, UnitResult
-    from exporter.poller import Poller, UnitSchedule
+    from drwatch.core.model import UnitKey, UnitResult
+    from drwatch.exporter.poller import Poller, UnitSchedule
     from tests.helpers import ManualExecutor
     from tests.test_poller import ScriptedRunner, names
 

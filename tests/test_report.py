@@ -20,22 +20,22 @@ import pypdf
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.cli_report import control_parameters
-from exporter.config import ControlsConfig
-from reports.compliance import (
+from drwatch.cli.main import cli
+from drwatch.cli.report import control_parameters
+from drwatch.config import ControlsConfig
+from drwatch.history.compact import compact
+from drwatch.history.read import write_json
+from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.compliance import (
     TEMPLATE,
     build_context,
     companion,
     exception_rows,
     group_exceptions,
 )
-from reports.controls import CONTROLS_BY_ID, ControlParameters, Status, load_framework
-from reports.evaluate import ControlResult, Finding, Period, evaluate
-from reports.history import HistoryStore, open_reader
-from reports.history_compact import compact
-from reports.history_read import write_json
-from reports.render import (
+from drwatch.reports.controls import CONTROLS_BY_ID, ControlParameters, Status, load_framework
+from drwatch.reports.evaluate import ControlResult, Finding, Period, evaluate
+from drwatch.reports.render import (
     TEMPLATES_DIR,
     Attachment,
     RenderError,

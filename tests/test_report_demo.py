@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pypdf
 
-from exporter.cli_report import last_full_month, render_demo_reports
-from exporter.sandbox.backfill import BackfillSpec, backfill_results
-from exporter.sandbox.fleet import FleetSpec, plan_fleet
-from reports.history import HistoryStore
+from drwatch.cli.report import last_full_month, render_demo_reports
+from drwatch.history.store import HistoryStore
+from drwatch.sandbox.backfill import BackfillSpec, backfill_results
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import COLLECTORS
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.s3_fleet import EXPORT_OBJECT_BYTES, S3FleetPlan, plan_s3_fleet
-from exporter.sandbox.server import Sandbox
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.s3_fleet import EXPORT_OBJECT_BYTES, S3FleetPlan, plan_s3_fleet
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import sandbox_config, sandbox_exporter
 from tests.test_metrics import samples, value
 

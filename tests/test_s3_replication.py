@@ -11,25 +11,25 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from exporter.collectors import COLLECTORS
-from exporter.collectors.base import ObserveContext
-from exporter.collectors.s3_replication import (
+from drwatch.config import TierConfig
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.exporter.collectors.base import ObserveContext
+from drwatch.exporter.collectors.s3_replication import (
     BucketRecord,
     MetricKey,
     S3Records,
     observe,
 )
-from exporter.config import TierConfig
-from exporter.sandbox import demo
-from exporter.sandbox.fleet import FleetPlan, FleetSpec
-from exporter.sandbox.s3_fleet import (
+from drwatch.sandbox import demo
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec
+from drwatch.sandbox.s3_fleet import (
     PlannedBucket,
     PlannedRule,
     S3FleetPlan,
     plan_s3_fleet,
     seed_s3_fleet,
 )
-from exporter.sandbox.server import Sandbox
+from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_config, sandbox_exporter
 from tests.helpers import FakeClock
 from tests.test_metrics import samples, value
@@ -287,8 +287,8 @@ class RefusingS3:
 
 
 def test_an_unreadable_cross_account_destination_has_an_unknown_region() -> None:
-    from exporter.collectors.base import CollectContext
-    from exporter.collectors.s3_replication import S3ReplicationCollector
+    from drwatch.exporter.collectors.base import CollectContext
+    from drwatch.exporter.collectors.s3_replication import S3ReplicationCollector
 
     ctx = CollectContext(observe=CTX, client_for=lambda _: RefusingS3(), deadline=float("inf"))
     collector = S3ReplicationCollector()

@@ -17,9 +17,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from exporter.sandbox.awsprotocol import RequestScope
-from exporter.sandbox.faults import FaultInjector, FaultRule, rule_from_dict, rule_to_dict
-from exporter.sandbox.fleet import (
+from drwatch.sandbox.awsprotocol import RequestScope
+from drwatch.sandbox.faults import FaultInjector, FaultRule, rule_from_dict, rule_to_dict
+from drwatch.sandbox.fleet import (
     HOSTILE_TEAM,
     UNICODE_TEAM,
     FleetPlan,
@@ -28,8 +28,8 @@ from exporter.sandbox.fleet import (
     plan_fleet,
     seed_fleet,
 )
-from exporter.sandbox.server import Sandbox
-from exporter.sandbox.validation import InvalidSandboxResponse, validate_response
+from drwatch.sandbox.server import Sandbox
+from drwatch.sandbox.validation import InvalidSandboxResponse, validate_response
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SPEC = FleetSpec(now=NOW)

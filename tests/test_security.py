@@ -35,15 +35,15 @@ from botocore import xform_name
 from botocore.model import Shape
 from moto.sts.models import sts_backends
 
-from exporter.aws import ApiStats, AwsAccess, ReadOnlyViolationError, is_read_only
-from exporter.collectors import COLLECTORS
-from exporter.config import AccountConfig, AwsConfig
-from exporter.sandbox import demo
-from exporter.sandbox.faults import FaultRule
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
-from reports.history import HistoryStore
-from tests.helpers import free_port
+from drwatch.config import AccountConfig, AwsConfig
+from drwatch.exporter.aws import ApiStats, AwsAccess, ReadOnlyViolationError, is_read_only
+from drwatch.exporter.collectors import COLLECTORS
+from drwatch.history.store import HistoryStore
+from drwatch.sandbox import demo
+from drwatch.sandbox.faults import FaultRule
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
 from tests.test_exporter_e2e import IAM_ACTION_OF_OPERATION
 from tests.test_webconfig import make_pki
 
@@ -89,7 +89,7 @@ def write_config(
 
 
 def drwatch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "exporter", *args]
+    return [sys.executable, "-m", "drwatch", *args]
 
 
 ENV = {

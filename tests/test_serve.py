@@ -8,9 +8,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from exporter.sandbox.fleet import FleetPlan
-from exporter.sandbox.server import Sandbox
-from tests.helpers import free_port, serve_command
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.server import Sandbox
+from tests.helpers import serve_command
 from tests.test_cli import SANDBOX_ENV, sandbox_config_file
 
 SECRET = "never-log-this-secret-key"

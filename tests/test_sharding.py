@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.config import AccountConfig
-from exporter.sharding import Shard, ShardError, hashmod, parse_shard
-from tests.helpers import free_port
+from drwatch.config import AccountConfig
+from drwatch.core.sharding import Shard, ShardError, hashmod, parse_shard
+from drwatch.sandbox.ports import free_port
 
 
 def synthetic_accounts(count: int, seed: int = 13) -> list[AccountConfig]:

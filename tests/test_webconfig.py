@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from exporter.aws import ApiStats
-from exporter.config import ConfigError, TierConfig
-from exporter.metrics import MetricsView
-from exporter.server import ExporterApp, HttpServer
-from exporter.webconfig import BasicAuth, WebConfig, load_web_config
+from drwatch.config import ConfigError, TierConfig
+from drwatch.exporter.aws import ApiStats
+from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.server import ExporterApp, HttpServer
+from drwatch.exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
 PASSWORD = "correct horse battery staple"
 # Cost 4 (bcrypt's minimum) keeps the tests fast; $2y$ is the prefix htpasswd writes.
