@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 import pytest
 
+from drwatch.core.controls import ControlParameters
 from drwatch.core.model import (
     JobEvent,
     Mechanism,
@@ -27,7 +28,7 @@ from drwatch.core.model import (
     UnitResult,
     UnitRun,
 )
-from drwatch.core.retention import DataClassPolicy, RetentionPolicy
+from drwatch.core.retention import DataClass, RetentionPolicy
 from drwatch.history.compact import compact
 from drwatch.history.drills import DrillRecord, record_drill
 from drwatch.history.figures import RpoPolicy
@@ -36,7 +37,6 @@ from drwatch.reports.controls import (
     CONTROLS,
     FRAMEWORK_FILES,
     ControlError,
-    ControlParameters,
     Status,
     load_framework,
     parse_framework,
@@ -67,8 +67,8 @@ POLICIES = Policies(
     retention=RetentionPolicy(
         classes=MappingProxyType(
             {
-                "default": DataClassPolicy("default", 7),
-                "personal": DataClassPolicy("personal", 1, 30),
+                "default": DataClass(7),
+                "personal": DataClass(1, 30),
             }
         )
     ),

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from drwatch.cli.main import cli
-from drwatch.cli.report import control_parameters
-from drwatch.config import ControlsConfig
+from drwatch.config import parse_config
+from drwatch.core.controls import ControlParameters
 from drwatch.history.compact import compact
 from drwatch.history.read import write_json
 from drwatch.history.store import HistoryStore, open_reader
@@ -33,7 +33,7 @@ from drwatch.reports.compliance import (
     exception_rows,
     group_exceptions,
 )
-from drwatch.reports.controls import CONTROLS_BY_ID, ControlParameters, Status, load_framework
+from drwatch.reports.controls import CONTROLS_BY_ID, Status, load_framework
 from drwatch.reports.evaluate import ControlResult, Finding, Period, evaluate
 from drwatch.reports.render import (
     TEMPLATES_DIR,
@@ -229,8 +229,18 @@ def test_looser_threshold_fails_the_clause_with_its_reason(history: Path) -> Non
     ]
 
 
-def test_config_defaults_equal_the_control_defaults() -> None:
-    assert control_parameters(ControlsConfig()) == ControlParameters()
+def test_a_config_without_controls_applies_the_control_defaults() -> None:
+    config = parse_config({"accounts": [{"id": "111111111111"}], "regions": ["eu-west-1"]})
+    assert config.controls == ControlParameters()
+    tuned = parse_config(
+        {
+            "accounts": [{"id": "111111111111"}],
+            "regions": ["eu-west-1"],
+            "controls": {"drill_cadence": "30d", "restore_cadence": {"database": "1d"}},
+        }
+    )
+    assert tuned.controls.drill_cadence_days == 30.0
+    assert tuned.controls.restore_cadence_days == {"database": 1.0}
 
 
 def test_rendering_refuses_network_and_files_outside_templates(tmp_path: Path) -> None:

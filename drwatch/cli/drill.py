@@ -18,13 +18,9 @@ import click
 from psycopg.conninfo import make_conninfo
 
 from drwatch.cli.common import UsageProblem, history_options, require_database, resolve_history
-from drwatch.config import (
-    DAY_SECONDS,
-    DEFAULT_TIER_TARGETS,
-    AwsConfig,
-    Config,
-    TierTarget,
-)
+from drwatch.config import DEFAULT_TIER_TARGETS, AwsConfig, Config
+from drwatch.core.tiers import TierTarget
+from drwatch.core.units import DAY_SECONDS
 from drwatch.exporter.drill_metrics import DrillMetrics
 from drwatch.exporter.drill_runner import (
     DEFAULT_TIMEOUT_SECONDS,

@@ -24,18 +24,18 @@ from drwatch.cli.common import UsageProblem, resolve_history
 from drwatch.config import (
     DEFAULT_TIER_TARGETS,
     Config,
-    ControlsConfig,
     PricingConfig,
     RetentionConfig,
     TierConfig,
 )
+from drwatch.core.controls import ControlError, ControlParameters
 from drwatch.core.pricing import load_price_table
-from drwatch.core.retention import ClassRule, DataClassPolicy, RetentionPolicy
+from drwatch.core.retention import RetentionPolicy
 from drwatch.history.figures import RpoPolicy
 from drwatch.history.store import HistoryError, open_reader
 from drwatch.reports import management
 from drwatch.reports.compliance import TEMPLATE, build_context, companion
-from drwatch.reports.controls import ControlError, ControlParameters, load_framework
+from drwatch.reports.controls import load_framework
 from drwatch.reports.evaluate import EvaluationError, Period, Policies
 from drwatch.reports.render import Attachment, RenderError, render_pdf
 
@@ -76,7 +76,7 @@ def policies_from(config: Config | None) -> Policies:
         ),
         rto_seconds=MappingProxyType({name: t.rto_seconds for name, t in tiers.targets.items()}),
         retention=retention_policy(config.retention if config else RetentionConfig()),
-        parameters=control_parameters(config.controls if config else ControlsConfig()),
+        parameters=config.controls if config else ControlParameters(),
     )
 
 
@@ -84,27 +84,10 @@ def retention_policy(config: RetentionConfig) -> RetentionPolicy:
     return RetentionPolicy(
         tag_key=config.tag_key,
         default_class=config.default_class,
-        classes=MappingProxyType(
-            {
-                name: DataClassPolicy(name, item.min_days, item.max_days)
-                for name, item in config.classes.items()
-            }
-        ),
-        rules=tuple(ClassRule(r.data_class, r.service, r.resource_type) for r in config.rules),
+        classes=config.classes,
+        rules=config.rules,
     )
 
-
-def control_parameters(config: ControlsConfig) -> ControlParameters:
-    return ControlParameters(
-        rpo_compliance=config.rpo_compliance,
-        job_success_rate=config.job_success_rate,
-        copy_max_age_seconds=config.copy_max_age_seconds,
-        replication_lag_seconds=config.replication_lag_seconds,
-        kafka_message_lag=config.kafka_message_lag,
-        restore_cadence_days=MappingProxyType(dict(config.restore_cadence_days)),
-        drill_cadence_days=config.drill_cadence_days,
-        monitoring_coverage=config.monitoring_coverage,
-    )
 
 
 def compliance_writer(framework_key: str) -> ReportWriter:

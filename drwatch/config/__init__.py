@@ -29,7 +29,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from drwatch.core.controls import (
+    DEFAULT_DRILL_CADENCE_DAYS,
+    DEFAULT_RESTORE_CADENCE_DAYS,
+    ControlParameters,
+)
+from drwatch.core.retention import DataClass, RetentionRule
 from drwatch.core.sharding import Shard, ShardError, parse_shard
+from drwatch.core.tiers import TierTarget
+from drwatch.core.units import DAY_SECONDS
 
 _T = TypeVar("_T")
 
@@ -50,8 +58,6 @@ __all__ = [
     "CollectorConfig",
     "Config",
     "ConfigError",
-    "ControlsConfig",
-    "DataClass",
     "FreshnessTarget",
     "HistoryConfig",
     "KafkaClusterConfig",
@@ -62,10 +68,8 @@ __all__ = [
     "PriceOverride",
     "PricingConfig",
     "RetentionConfig",
-    "RetentionRule",
     "S3FreshnessConfig",
     "TierConfig",
-    "TierTarget",
     "load_config",
     "parse_config",
 ]
@@ -89,14 +93,6 @@ class ConfigError(Exception):
     def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
         # The default reduce would call ConfigError(message) with one argument.
         return (ConfigError, (self.field, self.problem))
-
-
-@dataclass(frozen=True, slots=True)
-class TierTarget:
-    """Recovery targets of one tier, in seconds."""
-
-    rpo_seconds: float
-    rto_seconds: float
 
 
 # --- Defaults: the one place every default value lives. ---------------------
@@ -159,18 +155,10 @@ DEFAULT_TIER_TARGETS: Final[Mapping[str, TierTarget]] = MappingProxyType(
 
 # Restore-test and drill cadence (DRW-11, DRW-13; docs/drills.md): the operations runbooks
 # ask for weekly database and config restores, monthly cache restores, quarterly drills.
-DAY_SECONDS: Final = 86400.0
 DEFAULT_RESTORE_TEST_CADENCE_SECONDS: Final[Mapping[str, float]] = MappingProxyType(
-    {
-        "database": 7 * DAY_SECONDS,
-        "config": 7 * DAY_SECONDS,
-        "cache": 30 * DAY_SECONDS,
-        "storage": 30 * DAY_SECONDS,
-        "compute": 30 * DAY_SECONDS,
-        "other": 30 * DAY_SECONDS,
-    }
+    {name: days * DAY_SECONDS for name, days in DEFAULT_RESTORE_CADENCE_DAYS.items()}
 )
-DEFAULT_DRILL_CADENCE_SECONDS: Final = 92 * DAY_SECONDS  # a quarter
+DEFAULT_DRILL_CADENCE_SECONDS: Final = DEFAULT_DRILL_CADENCE_DAYS * DAY_SECONDS
 
 # Retention policy by data class (DRW-03/04). One permissive class by default: RDS keeps 7
 # days of automated backups unless told otherwise; real policies name their classes.
@@ -273,51 +261,9 @@ class HistoryConfig:
     retention_days: int = DEFAULT_HISTORY_RETENTION_DAYS
 
 
-@dataclass(frozen=True, slots=True)
-class DataClass:
-    """Retention policy of one data class: keep points `min_days`, at most `max_days`."""
-
-    min_days: int
-    max_days: int | None = None  # None: no maximum (never-expiring points are fine)
-
-
 DEFAULT_DATA_CLASSES: Final[Mapping[str, DataClass]] = MappingProxyType(
     {DEFAULT_DATA_CLASS: DataClass(min_days=7)}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionRule:
-    """Resources of `service` (and `resource_type`, when given) belong to `data_class`."""
-
-    data_class: str
-    service: str | None = None
-    resource_type: str | None = None
-
-    def matches(self, service: str, resource_type: str) -> bool:
-        return self.service in (None, service) and self.resource_type in (None, resource_type)
-
-
-@dataclass(frozen=True, slots=True)
-class ControlsConfig:
-    """Thresholds the compliance controls apply (docs/reports.md). Shares are in [0, 1].
-
-    The defaults equal reports.controls.ControlParameters' (a test keeps them equal).
-    """
-
-    rpo_compliance: float = 0.99
-    job_success_rate: float = 0.99
-    copy_max_age_seconds: float = 36 * 3600.0
-    replication_lag_seconds: float = 3600.0
-    kafka_message_lag: float = 1000.0
-    # Restore-test cadence per resource class (database, cache, config, storage, ...).
-    restore_cadence_days: Mapping[str, float] = field(
-        default_factory=lambda: MappingProxyType(
-            {k: v / DAY_SECONDS for k, v in DEFAULT_RESTORE_TEST_CADENCE_SECONDS.items()}
-        )
-    )
-    drill_cadence_days: float = DEFAULT_DRILL_CADENCE_SECONDS / DAY_SECONDS
-    monitoring_coverage: float = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +415,7 @@ class Config:
     s3_freshness: S3FreshnessConfig = S3FreshnessConfig()
     kafka: KafkaConfig = KafkaConfig()
     retention: RetentionConfig = RetentionConfig()
-    controls: ControlsConfig = ControlsConfig()
+    controls: ControlParameters = field(default_factory=ControlParameters)
     pricing: PricingConfig = PricingConfig()
     # Discovery adds accounts; the shard keeps this replica's share of all accounts.
     organizations: OrganizationsConfig | None = None
@@ -1750,16 +1696,16 @@ def _parse_refresh_interval(value: object, path: str) -> float:
     return interval
 
 
-def _parse_controls(value: object, path: str) -> ControlsConfig:
+def _parse_controls(value: object, path: str) -> ControlParameters:
     fields = _fields(value, path, _CONTROLS_FIELDS)
-    defaults = ControlsConfig()
+    defaults = ControlParameters()
     cadence_value = fields.get("restore_cadence")
     cadence = (
         defaults.restore_cadence_days
         if cadence_value is None
         else _parse_restore_cadence(cadence_value, _child(path, "restore_cadence"))
     )
-    return ControlsConfig(
+    return ControlParameters(
         rpo_compliance=_optional(fields, path, "rpo_compliance", defaults.rpo_compliance, _share),
         job_success_rate=_optional(
             fields, path, "job_success_rate", defaults.job_success_rate, _share
@@ -1781,9 +1727,13 @@ def _parse_controls(value: object, path: str) -> ControlsConfig:
         ),
         restore_cadence_days=cadence,
         drill_cadence_days=_optional(
-            fields, path, "drill_cadence", defaults.drill_cadence_days * 86400.0, _positive_duration
+            fields,
+            path,
+            "drill_cadence",
+            defaults.drill_cadence_days * DAY_SECONDS,
+            _positive_duration,
         )
-        / 86400.0,
+        / DAY_SECONDS,
         monitoring_coverage=_optional(
             fields, path, "monitoring_coverage", defaults.monitoring_coverage, _share
         ),
@@ -1807,5 +1757,5 @@ def _parse_restore_cadence(value: object, path: str) -> Mapping[str, float]:
         item_path = _child(path, name)
         if not _TIER_NAME_RE.fullmatch(name):
             raise ConfigError(item_path, "resource class names must match [a-z0-9_-]+")
-        cadence[name] = _positive_duration(_require(item, item_path), item_path) / 86400.0
+        cadence[name] = _positive_duration(_require(item, item_path), item_path) / DAY_SECONDS
     return MappingProxyType(cadence)

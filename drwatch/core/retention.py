@@ -1,8 +1,5 @@
-"""Retention policy by data class, as the reports apply it (DRW-03 minimum, DRW-04 maximum).
-
-The config (`retention:` in drwatch.yml) is parsed by `exporter.config`; the CLI converts it
-to this policy, so `reports/` depends on no config code (as with `RpoPolicy`).
-"""
+"""Retention policy by data class: one type for the config (`retention:` in drwatch.yml),
+the exporter's retention metrics and the reports (DRW-03 minimum, DRW-04 maximum)."""
 
 from __future__ import annotations
 
@@ -11,17 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-DAY_SECONDS = 86400
+from drwatch.core.units import DAY_SECONDS
+
 # Lifecycle deletion is not instantaneous (AWS Backup and RDS delete expired points within
 # about a day), so a point is "older than the maximum" only past this grace.
 EXPIRY_GRACE_SECONDS = DAY_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
-class DataClassPolicy:
-    name: str
+class DataClass:
+    """Retention policy of one data class: keep points `min_days`, at most `max_days`."""
+
     min_days: int
-    max_days: int | None = None
+    max_days: int | None = None  # None: no maximum (never-expiring points are fine)
 
     @property
     def max_seconds(self) -> float:
@@ -29,7 +28,9 @@ class DataClassPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class ClassRule:
+class RetentionRule:
+    """Resources of `service` (and `resource_type`, when given) belong to `data_class`."""
+
     data_class: str
     service: str | None = None
     resource_type: str | None = None
@@ -38,8 +39,8 @@ class ClassRule:
         return self.service in (None, service) and self.resource_type in (None, resource_type)
 
 
-def _default_classes() -> Mapping[str, DataClassPolicy]:
-    return MappingProxyType({"default": DataClassPolicy("default", 7)})
+def _default_classes() -> Mapping[str, DataClass]:
+    return MappingProxyType({"default": DataClass(min_days=7)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,8 @@ class RetentionPolicy:
 
     tag_key: str = "data-class"
     default_class: str = "default"
-    classes: Mapping[str, DataClassPolicy] = field(default_factory=_default_classes)
-    rules: tuple[ClassRule, ...] = ()
+    classes: Mapping[str, DataClass] = field(default_factory=_default_classes)
+    rules: tuple[RetentionRule, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = {self.default_class, *(r.data_class for r in self.rules)} - set(self.classes)
@@ -69,5 +70,5 @@ class RetentionPolicy:
                 return rule.data_class
         return self.default_class
 
-    def policy_for(self, data_class: str) -> DataClassPolicy:
+    def policy_for(self, data_class: str) -> DataClass:
         return self.classes[data_class]

@@ -19,9 +19,9 @@ from types import MappingProxyType
 
 from sqlite_utils import Database
 
+from drwatch.core.units import DAY_SECONDS
 from drwatch.history.chain import NEVER_ROLLED_UP, Gap, canonical_json, gaps_digest
 from drwatch.history.figures import (
-    DAY_SECONDS,
     ResourceFigures,
     RpoPolicy,
     day_label,

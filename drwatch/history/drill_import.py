@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import yaml
 
-from drwatch.config import TierTarget
+from drwatch.core.tiers import TierTarget
 from drwatch.history.drills import SOURCE_RUNNER, DrillError, DrillRecord, evidence_file
 
 FIELDS: Final = (

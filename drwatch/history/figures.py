@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
+from drwatch.core.units import DAY_SECONDS
 from drwatch.history.store import HistoryError, epoch
 
 MAX_HOLD_SECONDS = 86400
-DAY_SECONDS = 86400
 
 
 @dataclass(frozen=True, slots=True)

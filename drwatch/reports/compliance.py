@@ -18,13 +18,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from drwatch.core.controls import ControlParameters
 from drwatch.history.drills import DrillRecord
 from drwatch.history.figures import day_label
 from drwatch.history.read import chain_head, export_rows
 from drwatch.reports.charts import share_chart, stacked_chart
 from drwatch.reports.controls import (
     Clause,
-    ControlParameters,
     Framework,
     Status,
     worst,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
 import yaml
+
+from drwatch.core.controls import ControlError, ControlParameters
 
 FRAMEWORKS_DIR: Final = Path(__file__).resolve().parent / "frameworks"
 # Command-line name -> data file; "pci-dss" is version 4.0 of PCI DSS.
@@ -26,9 +28,6 @@ FRAMEWORK_FILES: Final[Mapping[str, str]] = MappingProxyType(
     {"soc2": "soc2.yml", "pci-dss": "pci-dss-4.yml", "gdpr": "gdpr.yml"}
 )
 
-
-class ControlError(Exception):
-    """A framework file or control parameter is invalid."""
 
 
 class Status(enum.StrEnum):
@@ -61,44 +60,6 @@ class Control:
     title: str
     population: str  # resources | units | tiers
     parameters: str  # the thresholds it applies, in words (filled from ControlParameters)
-
-
-@dataclass(frozen=True, slots=True)
-class ControlParameters:
-    """Thresholds the controls apply; shares are in [0, 1], times in seconds."""
-
-    rpo_compliance: float = 0.99  # DRW-02: share of observed time within the tier RPO
-    job_success_rate: float = 0.99  # DRW-09
-    copy_max_age_seconds: float = 36 * 3600.0  # DRW-07: daily copies plus their run time
-    replication_lag_seconds: float = 3600.0  # DRW-10: S3 without RTC, cross-region backups
-    kafka_message_lag: float = 1000.0  # DRW-10: MSK Replicator / MirrorMaker 2
-    # DRW-11: restore-test cadence per resource class (drills.resource_class); a class
-    # without one is not applicable.
-    restore_cadence_days: Mapping[str, float] = field(
-        default_factory=lambda: MappingProxyType(
-            {
-                "database": 7.0,
-                "config": 7.0,
-                "cache": 30.0,
-                "storage": 30.0,
-                "compute": 30.0,
-                "other": 30.0,
-            }
-        )
-    )
-    drill_cadence_days: float = 92.0  # DRW-13: quarterly
-    monitoring_coverage: float = 0.95  # DRW-14
-
-    def value(self, name: str) -> float | None:
-        """A parameter by its framework-file name, e.g. `restore_cadence_days.database`."""
-        base, _, key = name.partition(".")
-        if base not in {f.name for f in fields(self)}:
-            raise ControlError(f"unknown control parameter {name!r}")
-        value: Any = getattr(self, base)
-        if isinstance(value, Mapping):
-            found = value.get(key)
-            return None if found is None else float(found)
-        return float(value)
 
 
 CONTROLS: Final[tuple[Control, ...]] = (

@@ -26,7 +26,8 @@ from sqlite_utils import Database
 
 from drwatch.core.model import Mechanism, RecoveryState, ResourceRef, VaultState
 from drwatch.core.pricing import GIB, PriceTable, StorageItem, storage_items
-from drwatch.history.figures import DAY_SECONDS, day_start
+from drwatch.core.units import DAY_SECONDS
+from drwatch.history.figures import day_start
 from drwatch.history.store import rolled_up_until_epoch
 
 ROLLED_UP: Final = "rolled_up"  # mechanism of storage known only from daily rollups

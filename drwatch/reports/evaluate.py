@@ -27,11 +27,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from drwatch.core.controls import ControlParameters
 from drwatch.core.retention import EXPIRY_GRACE_SECONDS, RetentionPolicy
+from drwatch.core.units import DAY_SECONDS
 from drwatch.history.drills import DrillRecord, RestoreTestRecord, load_drills, load_restore_tests
 from drwatch.history.drills import resource_class as service_class
 from drwatch.history.figures import (
-    DAY_SECONDS,
     MAX_HOLD_SECONDS,
     ResourceFigures,
     RpoPolicy,
@@ -45,7 +46,7 @@ from drwatch.history.figures import (
     unit_runs_by_day,
 )
 from drwatch.history.store import HistoryError, epoch, rolled_up_until_epoch
-from drwatch.reports.controls import CONTROLS, Control, ControlParameters, Status, worst
+from drwatch.reports.controls import CONTROLS, Control, Status, worst
 from drwatch.reports.render import format_duration, format_percent
 
 FINISHED_JOB_STATES = frozenset({"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"})

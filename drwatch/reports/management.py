@@ -25,7 +25,7 @@ from drwatch import __version__
 from drwatch.core.model import RecoveryState, to_jsonable
 from drwatch.core.pricing import PriceTable, storage_items
 from drwatch.core.retention import RetentionPolicy
-from drwatch.history.figures import DAY_SECONDS
+from drwatch.core.units import DAY_SECONDS
 from drwatch.history.read import chain_head
 from drwatch.history.store import open_reader, resource_key
 from drwatch.reports.controls import Status
