@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+
+import pytest
 
 from drwatch.core.model import Observations, Resource, ResourceRef, UnitKey, UnitResult, UnitRun
 from drwatch.exporter.poller import Poller, UnitSchedule
@@ -147,3 +150,35 @@ def test_scheduler_thread_polls_and_stops() -> None:
     finally:
         poller.stop()
     assert runner.calls == [KEY]  # the fake clock never advanced: exactly one run
+
+
+def test_a_failing_result_sink_reaches_the_log_and_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The scheduler loop discards its futures: an exception in a worker must not die there."""
+    clock = FakeClock()
+
+    def full_disk(result: UnitResult) -> None:
+        raise OSError("database or disk is full")
+
+    poller = Poller(
+        [schedule()], ScriptedRunner(clock, ["a"]), ImmediateExecutor(), clock, full_disk
+    )
+    with caplog.at_level(logging.ERROR, logger="drwatch.exporter.poller"):
+        poller.submit_due()
+    assert poller.worker_errors == 1
+    assert "poller worker failed: database or disk is full" in caplog.text
+    assert names(poller) == [["a"]]  # the poll itself is still served
+
+
+def test_a_crashing_unit_runner_is_logged_counted_and_runs_again() -> None:
+    clock = FakeClock()
+
+    def broken(unit: UnitSchedule) -> UnitResult:
+        raise RuntimeError("bug in a collector")
+
+    poller = Poller([schedule()], broken, ImmediateExecutor(), clock)
+    poller.submit_due()
+    clock.advance(60)
+    poller.submit_due()
+    assert poller.worker_errors == 2  # not stuck "running": the next cycle ran it again

@@ -106,6 +106,7 @@ class Poller:
         # reload) must not flap readiness and pull the replica out of its Service.
         self._never_run = set(self._units)
         self._was_ready = not self._never_run
+        self._worker_errors = 0
 
     def replace_units(self, schedules: Sequence[UnitSchedule], run_unit: UnitRunner) -> None:
         """Swaps in a new unit set and runner (config reload, account discovery).
@@ -143,7 +144,26 @@ class Poller:
                     continue
                 state.running = True
                 to_start.append(state.schedule)
-        return [self._executor.submit(self._run, schedule) for schedule in to_start]
+        futures = [self._executor.submit(self._run, schedule) for schedule in to_start]
+        for future in futures:
+            future.add_done_callback(self._report_failure)
+        return futures
+
+    def _report_failure(self, future: Future[None]) -> None:
+        """The scheduler loop keeps no future, so a worker's exception (a unit runner bug, a
+        history sink that raises) would vanish with it: log it and count it instead."""
+        error = None if future.cancelled() else future.exception()
+        if error is None:
+            return
+        with self._lock:
+            self._worker_errors += 1
+        log.error("poller worker failed: %s", error, exc_info=error)
+
+    @property
+    def worker_errors(self) -> int:
+        """Exceptions raised in poller workers since start (the units' runs or the sink)."""
+        with self._lock:
+            return self._worker_errors
 
     def run_round(self) -> None:
         """Runs every unit once now and waits for all of them (for `poll --once`, tests)."""
