@@ -81,7 +81,7 @@ class _UnitState:
     errors_by_code: Counter[str] = field(default_factory=Counter)
 
 
-UnitRunner = Callable[[UnitSchedule], UnitResult]
+RunUnit = Callable[[UnitSchedule], UnitResult]  # runner.UnitRunner is the real one
 ResultSink = Callable[[UnitResult], None]
 
 
@@ -89,7 +89,7 @@ class Poller:
     def __init__(
         self,
         schedules: Sequence[UnitSchedule],
-        run_unit: UnitRunner,
+        run_unit: RunUnit,
         executor: Executor,
         clock: Clock,
         on_result: ResultSink | None = None,
@@ -108,7 +108,7 @@ class Poller:
         self._was_ready = not self._never_run
         self._worker_errors = 0
 
-    def replace_units(self, schedules: Sequence[UnitSchedule], run_unit: UnitRunner) -> None:
+    def replace_units(self, schedules: Sequence[UnitSchedule], run_unit: RunUnit) -> None:
         """Swaps in a new unit set and runner (config reload, account discovery).
 
         Units that stay keep their data, counters and due time (with the new schedule);
