@@ -34,7 +34,7 @@ from drwatch.sandbox.backup_fleet import (
     set_clock,
     vault_arn,
 )
-from drwatch.sandbox.backup_moto import SandboxJob
+from drwatch.sandbox.backup_records import SandboxJob
 from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
 from drwatch.sandbox.fleet import FleetSpec
 from drwatch.sandbox.server import Sandbox

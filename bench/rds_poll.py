@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from _common import lower_bounds, rds_items
 
 from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
-from drwatch.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
+from drwatch.sandbox.seed import seed_fleet
 from drwatch.sandbox.server import Sandbox
 
 

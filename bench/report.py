@@ -43,9 +43,9 @@ from drwatch.core.model import (
 )
 from drwatch.history.figures import RpoPolicy
 from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.catalogue import load_framework
 from drwatch.reports.compliance import TEMPLATE, build_context, companion
-from drwatch.reports.controls import load_framework
-from drwatch.reports.evaluate import Period, Policies
+from drwatch.reports.evidence import Period, Policies
 from drwatch.reports.render import Attachment, render_pdf
 
 START = datetime(2026, 10, 1, tzinfo=UTC)

@@ -62,8 +62,9 @@ from drwatch.sandbox.backup_fleet import (
 )
 from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
 from drwatch.sandbox.faults import CONTROL_PATH
-from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_databases
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet
 from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.rds_seed import seed_databases
 from drwatch.sandbox.s3_fleet import PlannedBucket, PlannedRule, S3FleetPlan, seed_s3_fleet
 from drwatch.sandbox.server import Sandbox
 from drwatch.sandbox.stores_fleet import StoresPlan, plan_stores, seed_stores, stores_spec_for

@@ -44,7 +44,8 @@ from drwatch.history.store import HistoryStore
 from drwatch.history.writer import HistoryWriter
 from drwatch.sandbox import demo
 from drwatch.sandbox.faults import FaultRule
-from drwatch.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
+from drwatch.sandbox.seed import seed_fleet
 from drwatch.sandbox.server import Sandbox
 
 SAMPLE_SECONDS = 15.0

@@ -11,7 +11,8 @@ import pytest
 from drwatch.config import Config
 from drwatch.exporter.service import Exporter
 from drwatch.sandbox import demo
-from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet
+from drwatch.sandbox.seed import seed_fleet
 from drwatch.sandbox.server import Sandbox
 from drwatch.sandbox.validation import validate_response
 from tests.helpers import FakeClock, ImmediateExecutor

@@ -64,7 +64,6 @@ def imports(path: Path, *, runtime_only: bool) -> Iterator[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.If) and is_type_checking(node):
                 skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
-    package = module_name(path) if path.name == "__init__.py" else module_name(path.parent)
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
@@ -73,6 +72,7 @@ def imports(path: Path, *, runtime_only: bool) -> Iterator[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
+                package = module_name(path if path.name == "__init__.py" else path.parent)
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
             names = [f"{base}.{alias.name}" for alias in node.names]

@@ -15,7 +15,7 @@ from drwatch.sandbox.backup_fleet import (
     plan_backup_fleet,
     spec_for,
 )
-from drwatch.sandbox.backup_moto import SandboxJob, SandboxRecoveryPoint
+from drwatch.sandbox.backup_records import SandboxJob, SandboxRecoveryPoint
 from drwatch.sandbox.fleet import FleetPlan
 from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_config, sandbox_exporter

@@ -6,7 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from drwatch.exporter.collectors import COLLECTORS
-from drwatch.exporter.collectors.backup import LIST_LAG_OVERLAP, PAGE_SIZE
+from drwatch.exporter.collectors.backup import PAGE_SIZE
+from drwatch.exporter.collectors.backup_jobs import LIST_LAG_OVERLAP
 from drwatch.exporter.service import Exporter
 from drwatch.sandbox.backup_fleet import (
     add_jobs,
@@ -15,7 +16,7 @@ from drwatch.sandbox.backup_fleet import (
     spec_for,
     vault_arn,
 )
-from drwatch.sandbox.backup_moto import SandboxJob
+from drwatch.sandbox.backup_records import SandboxJob
 from drwatch.sandbox.fleet import FleetPlan
 from drwatch.sandbox.server import Sandbox
 from tests.conftest import NOW, sandbox_config, sandbox_exporter

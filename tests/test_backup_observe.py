@@ -9,16 +9,9 @@ import pytest
 
 from drwatch.config import parse_config
 from drwatch.core.model import JobCount, Mechanism, ResourceRef
-from drwatch.exporter.collectors.backup import (
-    BACKUP_JOBS,
-    COPY_JOBS,
-    RESTORE_JOBS,
-    BackupRecords,
-    JobWindow,
-    SelectionMatcher,
-    observe,
-    resource_ref,
-)
+from drwatch.exporter.collectors.backup import BackupRecords, SelectionMatcher, observe
+from drwatch.exporter.collectors.backup_arns import resource_ref
+from drwatch.exporter.collectors.backup_jobs import BACKUP_JOBS, COPY_JOBS, RESTORE_JOBS, JobWindow
 from drwatch.exporter.collectors.base import ObserveContext
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -33,7 +33,7 @@ from drwatch.history.compact import compact
 from drwatch.history.drills import DrillRecord, record_drill
 from drwatch.history.figures import RpoPolicy
 from drwatch.history.store import HistoryStore, open_reader
-from drwatch.reports.controls import (
+from drwatch.reports.catalogue import (
     CONTROLS,
     FRAMEWORK_FILES,
     ControlError,
@@ -41,13 +41,14 @@ from drwatch.reports.controls import (
     load_framework,
     parse_framework,
 )
-from drwatch.reports.evaluate import (
+from drwatch.reports.controls import CHECKS, UnknownControlError, check_for
+from drwatch.reports.evaluate import evaluate
+from drwatch.reports.evidence import (
     Evaluation,
     EvaluationError,
     Finding,
     Period,
     Policies,
-    evaluate,
 )
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -374,6 +375,18 @@ def test_polls_sparser_than_the_rpo_give_insufficient_evidence(history: Path) ->
 def test_every_control_has_a_result(evaluation: Evaluation) -> None:
     assert [r.control.control_id for r in evaluation.results] == [c.control_id for c in CONTROLS]
     assert all(r.findings for r in evaluation.results)
+
+
+def test_the_registry_and_the_catalogue_agree() -> None:
+    # Same ids in the same order, each check judging the population the catalogue names.
+    assert [c.control_id for c in CHECKS] == [c.control_id for c in CONTROLS]
+    for control in CONTROLS:
+        assert check_for(control.control_id).population == control.population, control.control_id
+
+
+def test_a_control_without_a_check_is_an_error() -> None:
+    with pytest.raises(UnknownControlError, match="DRW-99"):
+        check_for("DRW-99")
 
 
 def test_empty_period_and_bad_months_are_errors(history: Path) -> None:

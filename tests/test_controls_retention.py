@@ -8,12 +8,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from drwatch.cli.report import retention_policy
-from drwatch.config import RetentionConfig, TierConfig, parse_config
+from drwatch.config import TierConfig, parse_config
 from drwatch.core.model import Resource, ResourceRef
+from drwatch.core.retention import RetentionPolicy
 from drwatch.exporter.aws import ApiStats
-from drwatch.exporter.metrics import MetricsView
-from drwatch.exporter.retention_metrics import retention_families
+from drwatch.exporter.metrics.retention import retention_families
+from drwatch.exporter.metrics.view import MetricsView
 
 CONFIG = parse_config(
     {
@@ -51,7 +51,7 @@ def test_tag_beats_rules_and_rules_beat_the_default() -> None:
 
 
 def test_reports_apply_the_same_classes_as_the_config() -> None:
-    policy = retention_policy(CONFIG.retention)
+    policy = CONFIG.retention
     cases = [
         ("dynamodb", "table", {}),
         ("rds", "db_cluster", {}),
@@ -94,7 +94,7 @@ def test_a_config_reload_changes_the_exported_policy() -> None:
     view = MetricsView(lambda: [], ApiStats(), TierConfig(), retention=CONFIG.retention)
     before = view.render().decode()
     assert 'drwatch_retention_policy_min_seconds{data_class="internal"} 3.024e+06' in before
-    view.set_retention(RetentionConfig())
+    view.set_retention(RetentionPolicy())
     after = view.render().decode()
     assert 'data_class="internal"' not in after
     assert 'drwatch_retention_policy_min_seconds{data_class="default"} 604800.0' in after

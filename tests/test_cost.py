@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from drwatch.config import PriceOverride, PricingConfig, parse_config
+from drwatch.config.price_table import load_price_table
 from drwatch.core.model import (
     Mechanism,
     Observations,
@@ -21,9 +22,10 @@ from drwatch.core.model import (
     UnitRun,
     VaultState,
 )
-from drwatch.core.pricing import GIB, PriceTable, load_price_table, storage_items
+from drwatch.core.pricing import PriceTable, storage_items
+from drwatch.core.units import GIB
 from drwatch.exporter.aws import ApiStats
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import UnitSchedule, UnitStatus
 from drwatch.history.compact import compact
 from drwatch.history.figures import RpoPolicy

@@ -15,7 +15,8 @@ DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "do
 
 
 def metric_family_names() -> set[str]:
-    source = Path(metrics.__file__).read_text()
+    package = Path(metrics.__file__).parent
+    source = "\n".join(p.read_text() for p in sorted(package.glob("*.py")))
     return set(re.findall(r'"(drwatch_[a-z0-9_]+)"', source))
 
 

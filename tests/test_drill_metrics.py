@@ -14,10 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from drwatch.cli.drill import record_demo_drills, with_drill_metrics
 from drwatch.config import parse_config
 from drwatch.core.model import DrillStatus
-from drwatch.exporter.drill_metrics import DrillMetrics
+from drwatch.exporter.metrics.drill import DrillMetrics
 from drwatch.exporter.service import build_exporter
 from drwatch.history.chain import verify_chain
-from drwatch.history.drills import load_drills, load_restore_tests, read_drill_status
+from drwatch.history.drill_status import load_restore_tests, read_drill_status
+from drwatch.history.drills import load_drills
 from drwatch.history.store import open_reader
 from drwatch.sandbox.backfill import BackfillSpec, demo_drill_rows
 from drwatch.sandbox.fleet import FleetSpec, plan_fleet

@@ -45,7 +45,8 @@ from drwatch.exporter.drill_runner import (
     runner_policy_document,
 )
 from drwatch.history.chain import verify_chain
-from drwatch.history.drills import load_drills, load_restore_tests
+from drwatch.history.drill_status import load_restore_tests
+from drwatch.history.drills import load_drills
 from drwatch.history.store import open_reader
 from drwatch.sandbox.faults import FaultRule
 from drwatch.sandbox.ports import free_port

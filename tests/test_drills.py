@@ -27,13 +27,13 @@ from drwatch.core.model import (
 )
 from drwatch.history.chain import verify_chain
 from drwatch.history.drill_import import FIELDS
+from drwatch.history.drill_status import load_restore_tests
 from drwatch.history.drills import (
     DrillError,
     DrillRecord,
     finish_drill,
     load_drills,
     load_open_drills,
-    load_restore_tests,
     record_drill,
     start_drill,
 )

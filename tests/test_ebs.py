@@ -9,9 +9,10 @@ import pytest
 
 from drwatch.config import parse_config
 from drwatch.core.model import Mechanism
+from drwatch.core.units import GIB
 from drwatch.exporter.collectors import COLLECTORS
 from drwatch.exporter.collectors.base import ObserveContext
-from drwatch.exporter.collectors.ebs import GIB, EbsRecords, observe
+from drwatch.exporter.collectors.ebs import EbsRecords, observe
 from drwatch.sandbox.fleet import FleetPlan
 from drwatch.sandbox.server import Sandbox
 from drwatch.sandbox.stores_fleet import StoresPlan, plan_stores, stores_spec_for

@@ -24,7 +24,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
 from drwatch.core.model import UnitResult
 from drwatch.exporter.collectors import COLLECTORS
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import Poller, UnitSchedule
 from drwatch.exporter.runner import UnitRunner, unit_schedules
 from drwatch.exporter.server import HttpServer

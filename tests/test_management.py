@@ -15,8 +15,9 @@ import yaml
 from click.testing import CliRunner
 
 from drwatch.cli.main import cli
-from drwatch.cli.report import policies_from, retention_policy
+from drwatch.cli.report import policies_from
 from drwatch.config import parse_config
+from drwatch.config.price_table import load_price_table
 from drwatch.core.model import (
     Mechanism,
     Observations,
@@ -26,7 +27,7 @@ from drwatch.core.model import (
     UnitRun,
     VaultState,
 )
-from drwatch.core.pricing import GIB, load_price_table
+from drwatch.core.units import GIB
 from drwatch.history.store import HistoryStore, open_reader
 from drwatch.reports.cost import StorageDay
 from drwatch.reports.management import (
@@ -63,7 +64,7 @@ pricing:
   manual_snapshot_max_age: 90d
 """
 CONFIG = parse_config(yaml.safe_load(CONFIG_YAML))
-RETENTION = retention_policy(CONFIG.retention)
+RETENTION = CONFIG.retention
 # Hand-computed from the price table (tests/test_cost.py explains each term).
 OCTOBER = (
     120 * RDS_WARM

@@ -11,7 +11,8 @@ import pypdf
 import pytest
 
 from drwatch.cli.report import policies_from
-from drwatch.core.pricing import GIB, load_price_table
+from drwatch.config.price_table import load_price_table
+from drwatch.core.units import GIB
 from drwatch.history.store import HistoryStore
 from drwatch.reports.management import parse_month, write_report
 from drwatch.sandbox.backfill import BackfillSpec, backfill_results

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from drwatch.cli.main import cli, rpo_policy
+from drwatch.cli.history import rpo_policy
+from drwatch.cli.main import cli
 from drwatch.config import TierConfig
 from drwatch.core.model import UnitResult
 from drwatch.core.sharding import Shard
@@ -20,7 +21,8 @@ from drwatch.history.compact import compact
 from drwatch.history.figures import Figures, period_figures
 from drwatch.history.merge import MergeError, merge_histories
 from drwatch.history.store import HistoryStore, open_reader
-from drwatch.reports.evaluate import Period, Policies, evaluate
+from drwatch.reports.evaluate import evaluate
+from drwatch.reports.evidence import Period, Policies
 from drwatch.sandbox import demo
 from drwatch.sandbox.backfill import BackfillSpec, backfill_results
 from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet

@@ -16,7 +16,7 @@ from drwatch.core.model import Observations, ReplicationState, ResourceRef, Unit
 from drwatch.exporter.aws import ApiStats
 from drwatch.exporter.collectors.base import ObserveContext
 from drwatch.exporter.collectors.rds import RdsRecords, observe
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import UnitSchedule, UnitStatus
 from tests.test_rds_observe import ACCOUNT, NOW, instance, snapshot
 

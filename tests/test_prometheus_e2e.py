@@ -31,8 +31,9 @@ from drwatch.sandbox.backfill import BackfillSpec, demo_drill_rows
 from drwatch.sandbox.backup_fleet import plan_backup_fleet, spec_for
 from drwatch.sandbox.demo import sandbox_config, sandbox_exporter
 from drwatch.sandbox.faults import FaultRule
-from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.fleet import FleetPlan, FleetSpec, plan_fleet
 from drwatch.sandbox.ports import free_port
+from drwatch.sandbox.seed import seed_fleet
 from drwatch.sandbox.server import Sandbox
 from drwatch.sandbox.stack import StackSettings, start_stack
 from drwatch.sandbox.stores_fleet import plan_stores, stores_spec_for

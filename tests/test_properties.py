@@ -45,7 +45,7 @@ from drwatch.exporter.collectors import (
 from drwatch.exporter.collectors.base import ObserveContext
 from drwatch.exporter.collectors.s3_freshness import PrefixSummary
 from drwatch.exporter.collectors.s3_freshness import observe as observe_freshness
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import UnitSchedule, UnitStatus
 
 # CI: few examples, derandomized (reproducible). Explore locally with, e.g.,

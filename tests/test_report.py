@@ -26,6 +26,7 @@ from drwatch.core.controls import ControlParameters
 from drwatch.history.compact import compact
 from drwatch.history.read import write_json
 from drwatch.history.store import HistoryStore, open_reader
+from drwatch.reports.catalogue import CONTROLS_BY_ID, Status, load_framework
 from drwatch.reports.compliance import (
     TEMPLATE,
     build_context,
@@ -33,8 +34,8 @@ from drwatch.reports.compliance import (
     exception_rows,
     group_exceptions,
 )
-from drwatch.reports.controls import CONTROLS_BY_ID, Status, load_framework
-from drwatch.reports.evaluate import ControlResult, Finding, Period, evaluate
+from drwatch.reports.evaluate import evaluate
+from drwatch.reports.evidence import ControlResult, Finding, Period
 from drwatch.reports.render import (
     TEMPLATES_DIR,
     Attachment,

@@ -26,8 +26,8 @@ from drwatch.sandbox.fleet import (
     FleetSpec,
     PlannedDatabase,
     plan_fleet,
-    seed_fleet,
 )
+from drwatch.sandbox.seed import seed_fleet
 from drwatch.sandbox.server import Sandbox
 from drwatch.sandbox.validation import InvalidSandboxResponse, validate_response
 

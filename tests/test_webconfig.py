@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from drwatch.config import ConfigError, TierConfig
 from drwatch.exporter.aws import ApiStats
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.server import ExporterApp, HttpServer
 from drwatch.exporter.webconfig import BasicAuth, WebConfig, load_web_config
 

@@ -1,11 +1,14 @@
-"""What the `drwatch` command modules share: the exit-2 error, config loading, history options.
+"""What the `drwatch` command modules share: the exit-2 error, config loading, shared options.
 
-`cli.py` registers the command groups of `cli_drill`, `cli_report` and `cli_merge`; those
-modules import from here rather than from `cli.py`, which imports them.
+`main.py` registers the commands of `serve`, `demo`, `history`, `drill`, `report`, `merge`
+and `deploy`; those modules import from here rather than from `main.py`, which imports them.
+Every option more than one command takes is declared once here, as a decorator.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +18,10 @@ import click
 from drwatch.config import Config, ConfigError, load_config
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_HELP = "drwatch YAML config file (see drwatch.example.yml)."
+DB_HELP = "History database file (default: history.path of --config)."
+UTC_DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
 
 
 class UsageProblem(click.ClickException):
@@ -30,20 +37,53 @@ def load_or_fail(path: Path) -> Config:
         raise UsageProblem(f"{path}: {error}") from error
 
 
-def history_options(function: F) -> F:
-    function = click.option(
-        "--db",
-        "db_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="History database file (default: history.path of --config).",
-    )(function)
+def config_option(help_text: str = CONFIG_HELP, *, required: bool = False) -> Callable[[F], F]:
+    """`--config/-c PATH` as `config_path`; the help says what the command reads from it."""
     return click.option(
         "--config",
         "-c",
         "config_path",
         type=click.Path(path_type=Path, dir_okay=False),
-        help="drwatch YAML config file: its history settings and tiers.",
+        required=required,
+        help=help_text,
+    )
+
+
+def db_option(*aliases: str) -> Callable[[F], F]:
+    """`--db PATH` (and any alias, e.g. report's `--history`) as `db_path`."""
+    return click.option(
+        "--db",
+        *aliases,
+        "db_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=DB_HELP,
+    )
+
+
+def history_options(function: F) -> F:
+    """`--config` then `--db`: the commands that read or write the history take both."""
+    function = db_option()(function)
+    return config_option("drwatch YAML config file: its history settings and tiers.")(function)
+
+
+def log_level_option(function: F) -> F:
+    return click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        help="Log verbosity (logs go to stderr).",
     )(function)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # botocore logs request details at debug level; keep it quiet unless asked explicitly.
+    logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
 
 
 def resolve_history(config_path: Path | None, db_path: Path | None) -> tuple[Path, Config | None]:

@@ -21,7 +21,6 @@ from drwatch.cli.common import UsageProblem, history_options, require_database, 
 from drwatch.config import DEFAULT_TIER_TARGETS, AwsConfig, Config
 from drwatch.core.tiers import TierTarget
 from drwatch.core.units import DAY_SECONDS
-from drwatch.exporter.drill_metrics import DrillMetrics
 from drwatch.exporter.drill_runner import (
     DEFAULT_TIMEOUT_SECONDS,
     CheckResult,
@@ -35,6 +34,7 @@ from drwatch.exporter.drill_runner import (
     runner_client,
     write_evidence,
 )
+from drwatch.exporter.metrics.drill import DrillMetrics
 from drwatch.exporter.service import Exporter
 from drwatch.history.drill_import import (
     DrillImportError,
@@ -42,6 +42,7 @@ from drwatch.history.drill_import import (
     parse_aware,
     read_drill_file,
 )
+from drwatch.history.drill_status import read_drill_status, runner_scope
 from drwatch.history.drills import (
     RESULTS,
     SCENARIOS,
@@ -53,9 +54,7 @@ from drwatch.history.drills import (
     finish_drill,
     load_drills,
     load_open_drills,
-    read_drill_status,
     record_drills,
-    runner_scope,
     start_drill,
 )
 from drwatch.history.store import HistoryStore, open_reader

@@ -20,23 +20,28 @@ from types import MappingProxyType
 import click
 
 from drwatch import __version__
-from drwatch.cli.common import UsageProblem, resolve_history
+from drwatch.cli.common import (
+    UTC_DATE,
+    UsageProblem,
+    config_option,
+    db_option,
+    resolve_history,
+)
 from drwatch.config import (
     DEFAULT_TIER_TARGETS,
     Config,
     PricingConfig,
-    RetentionConfig,
     TierConfig,
 )
+from drwatch.config.price_table import load_price_table
 from drwatch.core.controls import ControlError, ControlParameters
-from drwatch.core.pricing import load_price_table
 from drwatch.core.retention import RetentionPolicy
 from drwatch.history.figures import RpoPolicy
 from drwatch.history.store import HistoryError, open_reader
 from drwatch.reports import management
+from drwatch.reports.catalogue import load_framework
 from drwatch.reports.compliance import TEMPLATE, build_context, companion
-from drwatch.reports.controls import load_framework
-from drwatch.reports.evaluate import EvaluationError, Period, Policies
+from drwatch.reports.evidence import EvaluationError, Period, Policies
 from drwatch.reports.render import Attachment, RenderError, render_pdf
 
 
@@ -75,17 +80,8 @@ def policies_from(config: Config | None) -> Policies:
             {name: t.rpo_seconds for name, t in tiers.targets.items()}, default.rpo_seconds
         ),
         rto_seconds=MappingProxyType({name: t.rto_seconds for name, t in tiers.targets.items()}),
-        retention=retention_policy(config.retention if config else RetentionConfig()),
+        retention=config.retention if config else RetentionPolicy(),
         parameters=config.controls if config else ControlParameters(),
-    )
-
-
-def retention_policy(config: RetentionConfig) -> RetentionPolicy:
-    return RetentionPolicy(
-        tag_key=config.tag_key,
-        default_class=config.default_class,
-        classes=config.classes,
-        rules=config.rules,
     )
 
 
@@ -162,9 +158,6 @@ REPORT_WRITERS: Mapping[str, ReportWriter] = MappingProxyType(
     }
 )
 
-UTC_DATE = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
-
-
 def parse_period(month: str | None, since: datetime | None, until: datetime | None) -> Period:
     if month is not None and (since is not None or until is not None):
         raise click.UsageError("give --period, or --from and --until, not both")
@@ -224,20 +217,8 @@ def write_report(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the JSON companion (it is attached to the PDF either way).",
 )
-@click.option(
-    "--db",
-    "--history",
-    "db_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="History database file (default: history.path of --config).",
-)
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="drwatch YAML config: history path, tiers, retention classes, control thresholds.",
-)
+@db_option("--history")
+@config_option("drwatch YAML config: history path, tiers, retention classes, control thresholds.")
 def report(
     framework: str,
     month: str | None,

@@ -1,8 +1,9 @@
-"""Backup storage and its estimated cost: the shipped price table and pure pricing functions.
+"""Backup storage and its estimated cost: price types and pure pricing functions, no I/O.
 
-This lives in `exporter/` (not `reports/`) because both sides use it: the metrics view
-exports storage and estimated cost per poll, and the management review prices storage from
-history. The exporter never imports `reports/`, so the one shared place is here.
+Both the exporter (storage and estimated cost per poll) and the management review (storage
+priced from history) use it, so it lives in `core`. Loading the shipped price table
+(`drwatch/config/prices/`) with the config's `pricing:` overrides applied is
+`drwatch.config.price_table.load_price_table`.
 
 Semantics, stated once:
 
@@ -24,19 +25,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-import yaml
-
-from drwatch.config import STORAGE_CLASSES, PriceOverride, PricingConfig
 from drwatch.core.model import Mechanism, RecoveryState, VaultState
+from drwatch.core.units import GIB
 
-GIB: Final = 1024**3
+STORAGE_CLASSES: Final = ("warm", "cold", "archive")
 ANY: Final = "*"
 PriceKey = tuple[str, str, str]  # service, storage class, region ("*" = any)
-DEFAULT_PRICE_FILE: Final = Path(__file__).parent / "prices" / "aws-storage-prices.yml"
 
 # Services whose snapshots are incremental: AWS reports the allocated or full size of each
 # point but bills only the changed blocks, so summed sizes over-state the bill.
@@ -49,6 +46,19 @@ SNAPSHOT_MECHANISMS: Final = frozenset(
 
 class PriceTableError(Exception):
     """The price file is missing, malformed or has no price for a storage class."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """One price row: USD per GiB-month of (service, storage class, region).
+
+    The shipped table's rows and the config's `pricing.overrides` rows alike.
+    """
+
+    service: str  # "*" = every service
+    storage_class: str  # warm | cold | archive
+    region: str  # "*" = every region
+    per_gib_month: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +98,7 @@ class PriceTable:
         raise PriceTableError(f"no price for storage class {storage_class!r} (service {service})")
 
 
-def _index(rows: Iterable[PriceOverride]) -> Mapping[PriceKey, PriceOverride]:
+def index_rows(rows: Iterable[PriceOverride]) -> Mapping[PriceKey, PriceOverride]:
     return MappingProxyType({(row.service, row.storage_class, row.region): row for row in rows})
 
 
@@ -99,51 +109,6 @@ def _candidates(service: str, storage_class: str, region: str) -> list[PriceKey]
         (ANY, storage_class, region),
         (ANY, storage_class, ANY),
     ]
-
-
-def load_price_table(
-    pricing: PricingConfig | None = None, path: Path = DEFAULT_PRICE_FILE
-) -> PriceTable:
-    """The price file at `path` with the config's overrides applied (none by default)."""
-    pricing = pricing or PricingConfig()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise PriceTableError(f"{path}: {error}") from error
-    if not isinstance(data, Mapping):
-        raise PriceTableError(f"{path}: must be a mapping with source, as_of and prices")
-    rows = _index(_row(item, f"{path}: prices[{i}]") for i, item in enumerate(data["prices"]))
-    for storage_class in STORAGE_CLASSES:
-        if (ANY, storage_class, ANY) not in rows:
-            raise PriceTableError(f"{path}: no fallback price for storage class {storage_class}")
-    transfer = pricing.inter_region_transfer_per_gib
-    return PriceTable(
-        rows=rows,
-        overrides=_index(pricing.overrides),
-        inter_region_transfer_per_gib=float(data["inter_region_transfer_per_gib"])
-        if transfer is None
-        else transfer,
-        source=str(data["source"]),
-        as_of=str(data["as_of"]),
-        currency=str(data.get("currency", "USD")),
-    )
-
-
-def _row(item: object, where: str) -> PriceOverride:
-    if not isinstance(item, Mapping):
-        raise PriceTableError(f"{where}: must be a mapping")
-    try:
-        row = PriceOverride(
-            service=str(item["service"]),
-            storage_class=str(item["storage_class"]),
-            region=str(item["region"]),
-            per_gib_month=float(item["per_gib_month"]),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise PriceTableError(f"{where}: {error!r}") from error
-    if row.storage_class not in STORAGE_CLASSES or row.per_gib_month < 0:
-        raise PriceTableError(f"{where}: bad storage class or negative price")
-    return row
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final
 
 from drwatch.core.units import DAY_SECONDS
 
@@ -39,8 +40,13 @@ class RetentionRule:
         return self.service in (None, service) and self.resource_type in (None, resource_type)
 
 
-def _default_classes() -> Mapping[str, DataClass]:
-    return MappingProxyType({"default": DataClass(min_days=7)})
+# One permissive class by default: RDS keeps 7 days of automated backups unless told
+# otherwise; real policies name their classes.
+DEFAULT_DATA_CLASS_TAG_KEY: Final = "data-class"
+DEFAULT_DATA_CLASS: Final = "default"
+DEFAULT_DATA_CLASSES: Final[Mapping[str, DataClass]] = MappingProxyType(
+    {DEFAULT_DATA_CLASS: DataClass(min_days=7)}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +57,10 @@ class RetentionPolicy:
     the first matching rule, then `default_class`.
     """
 
-    tag_key: str = "data-class"
-    default_class: str = "default"
-    classes: Mapping[str, DataClass] = field(default_factory=_default_classes)
+    tag_key: str = DEFAULT_DATA_CLASS_TAG_KEY
+    default_class: str = DEFAULT_DATA_CLASS
+    # A default_factory because dataclasses refuse unhashable default values.
+    classes: Mapping[str, DataClass] = field(default_factory=lambda: DEFAULT_DATA_CLASSES)
     rules: tuple[RetentionRule, ...] = ()
 
     def __post_init__(self) -> None:

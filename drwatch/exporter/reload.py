@@ -29,7 +29,7 @@ from drwatch.core.sharding import Shard
 from drwatch.exporter.aws import AwsAccess, EventHandler, SessionFactory
 from drwatch.exporter.collectors import collector_classes
 from drwatch.exporter.discovery import MANAGEMENT_KEY, AccountDiscovery, combine, management_account
-from drwatch.exporter.metrics import ScopeMetrics, ScopeStatus
+from drwatch.exporter.metrics.health import ScopeMetrics, ScopeStatus
 from drwatch.exporter.poller import Clock, ResultSink, SystemClock
 from drwatch.exporter.runner import UnitRunner, classify_error, unit_schedules
 from drwatch.exporter.service import Exporter, build_exporter

@@ -14,7 +14,7 @@ import jinja2
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from drwatch import __version__
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import UnitStatus
 from drwatch.exporter.webconfig import TlsServerMixin, WebConfig, protect, server_ssl_context
 

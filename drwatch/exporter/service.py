@@ -10,10 +10,10 @@ import botocore.session
 from prometheus_client.registry import Collector as PrometheusCollector
 
 from drwatch.config import Config
-from drwatch.core.pricing import load_price_table
+from drwatch.config.price_table import load_price_table
 from drwatch.exporter.aws import ApiStats, AwsAccess, EventHandler, SessionFactory
 from drwatch.exporter.collectors import collector_classes
-from drwatch.exporter.metrics import MetricsView
+from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import Clock, Poller, ResultSink, SystemClock
 from drwatch.exporter.runner import UnitRunner, unit_schedules
 from drwatch.exporter.server import ExporterApp, HttpServer, Reload

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
+from drwatch.core.model import UnitKey
 from drwatch.core.units import DAY_SECONDS
-from drwatch.history.store import HistoryError, epoch
+from drwatch.history.store import HistoryError, RecoveryKey, epoch
 
 MAX_HOLD_SECONDS = 86400
 
@@ -132,7 +133,7 @@ class Span:
 
 
 class SpanLike(Protocol):
-    """What the figures read of an interval: a `Span`, or reports.evaluate's `Interval`
+    """What the figures read of an interval: a `Span`, or `drwatch.reports.evidence.Interval`
     (read as it is: copying a million intervals into Spans cost seconds and memory)."""
 
     @property
@@ -235,6 +236,12 @@ def unit_runs_by_day(db: Database, start: int, end: int) -> dict[tuple[int, str]
 
 def unit_key(collector: str, account_id: str, region: str) -> str:
     return json.dumps([collector, account_id, region], separators=(",", ":"))
+
+
+def decode_unit_key(key: str) -> UnitKey:
+    """The unit a stored unit key names (the inverse of `unit_key`)."""
+    collector, account_id, region = json.loads(key)
+    return UnitKey(collector, account_id, region)
 
 
 # --- computing ------------------------------------------------------------------------------
@@ -405,8 +412,7 @@ def _segments(
 
 def _is_copy(recovery_key: str) -> bool:
     """Copies live elsewhere; the resource's RPO counts its local points, as metrics do."""
-    account, region, *_, location_account, location_region = json.loads(recovery_key)
-    return bool((account, region) != (location_account, location_region))
+    return RecoveryKey.from_key(recovery_key).is_copy
 
 
 def raw_figures(db: Database, start: int, end: int, policy: RpoPolicy) -> Figures:

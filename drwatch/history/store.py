@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import sqlite3
@@ -59,7 +60,10 @@ __all__ = [
     "HistoryError",
     "HistoryStore",
     "IngestOutcome",
+    "RecoveryKey",
+    "ReplicationKey",
     "connect",
+    "decode_resource_key",
     "epoch",
     "open_reader",
     "recovery_key",
@@ -112,6 +116,54 @@ def replication_key(state: ReplicationState) -> str:
             state.destination,
         ]
     )
+
+
+def decode_resource_key(key: str) -> ResourceRef:
+    """The resource a stored resource key names (the inverse of `resource_key`)."""
+    account_id, region, service, resource_type, resource_id = json.loads(key)
+    return ResourceRef(account_id, region, service, resource_type, resource_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryKey:
+    """A stored recovery key, decoded: whose points, by which mechanism, stored where."""
+
+    ref: ResourceRef
+    mechanism: str
+    location_account_id: str
+    location_region: str
+
+    @classmethod
+    def from_key(cls, key: str) -> RecoveryKey:
+        """Decode what `recovery_key` stored."""
+        account_id, region, service, resource_type, resource_id, mechanism, account, place = (
+            json.loads(key)
+        )
+        ref = ResourceRef(account_id, region, service, resource_type, resource_id)
+        return cls(ref, mechanism, account, place)
+
+    @property
+    def is_copy(self) -> bool:
+        """Points stored in another account or region than the resource's own."""
+        location = (self.location_account_id, self.location_region)
+        return location != (self.ref.account_id, self.ref.region)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationKey:
+    """A stored replication key, decoded; `source_key` is the source's resource key."""
+
+    kind: str
+    source_key: str
+    destination_account_id: str
+    destination_region: str
+    destination: str
+
+    @classmethod
+    def from_key(cls, key: str) -> ReplicationKey:
+        """Decode what `replication_key` stored."""
+        kind, source_key, account, region, destination = json.loads(key)
+        return cls(kind, source_key, account, region, destination)
 
 
 @dataclass(frozen=True, slots=True)

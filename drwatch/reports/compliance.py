@@ -22,14 +22,15 @@ from drwatch.core.controls import ControlParameters
 from drwatch.history.drills import DrillRecord
 from drwatch.history.figures import day_label
 from drwatch.history.read import chain_head, export_rows
-from drwatch.reports.charts import share_chart, stacked_chart
-from drwatch.reports.controls import (
+from drwatch.reports.catalogue import (
     Clause,
     Framework,
     Status,
     worst,
 )
-from drwatch.reports.evaluate import (
+from drwatch.reports.charts import share_chart, stacked_chart
+from drwatch.reports.evaluate import evaluate
+from drwatch.reports.evidence import (
     ControlResult,
     Evaluation,
     EvaluationError,
@@ -37,7 +38,6 @@ from drwatch.reports.evaluate import (
     Period,
     Policies,
     ResourceEvidence,
-    evaluate,
 )
 
 SCHEMA = "drwatch.compliance-report/v1"

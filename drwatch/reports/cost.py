@@ -25,8 +25,8 @@ from typing import Any, Final
 from sqlite_utils import Database
 
 from drwatch.core.model import Mechanism, RecoveryState, ResourceRef, VaultState
-from drwatch.core.pricing import GIB, PriceTable, StorageItem, storage_items
-from drwatch.core.units import DAY_SECONDS
+from drwatch.core.pricing import PriceTable, StorageItem, storage_items
+from drwatch.core.units import DAY_SECONDS, GIB
 from drwatch.history.figures import day_start
 from drwatch.history.store import rolled_up_until_epoch
 

@@ -28,7 +28,7 @@ from drwatch.core.retention import RetentionPolicy
 from drwatch.core.units import DAY_SECONDS
 from drwatch.history.read import chain_head
 from drwatch.history.store import open_reader, resource_key
-from drwatch.reports.controls import Status
+from drwatch.reports.catalogue import Status
 from drwatch.reports.cost import (
     FORECAST_WINDOW_DAYS,
     Forecast,
@@ -48,7 +48,8 @@ from drwatch.reports.cost import (
     retention_outliers,
     vault_storage,
 )
-from drwatch.reports.evaluate import Evaluation, Period, Policies, evaluate
+from drwatch.reports.evaluate import evaluate
+from drwatch.reports.evidence import Evaluation, Period, Policies
 from drwatch.reports.render import Attachment, RenderResult, render_pdf
 
 TEMPLATE: Final = "management.html.j2"

@@ -19,7 +19,7 @@ import weasyprint
 from weasyprint.logger import PROGRESS_LOGGER
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from drwatch.reports.render import Attachment, RenderError
+from drwatch.reports.render_types import Attachment, RenderError
 
 PDF_VARIANT = "pdf/a-3u"
 _PAGE = re.compile(r"Page (\d+)")

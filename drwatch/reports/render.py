@@ -27,22 +27,25 @@ from typing import Any
 
 import jinja2
 
+from drwatch.reports.render_types import Attachment, RenderError
+
+__all__ = [
+    "TEMPLATES_DIR",
+    "Attachment",
+    "RenderError",
+    "RenderResult",
+    "environment",
+    "format_bytes",
+    "format_day",
+    "format_duration",
+    "format_percent",
+    "format_thousands",
+    "format_utc",
+    "render_html",
+    "render_pdf",
+]
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-
-
-class RenderError(Exception):
-    """A report could not be rendered (template error, refused resource, write failure)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file embedded in the PDF (PDF/A-3 associated file), e.g. the JSON companion."""
-
-    name: str
-    data: bytes
-    description: str
-    # PDF/A-3 relationship of the file to the document: "Data" = the data it presents.
-    relationship: str = "Data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ def render_pdf(
     `progress` receives WeasyPrint's steps (and every 50th page laid out) for long renders.
     """
     # WeasyPrint (with Pillow) is imported only here: `drwatch serve` never renders, and the
-    # import alone costs it about 40 MB.
+    # import alone costs it about 40 MB. `pdf` does not import this module (no cycle).
     from drwatch.reports.pdf import write_pdf
 
     started = time.perf_counter()

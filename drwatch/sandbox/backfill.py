@@ -32,6 +32,7 @@ from drwatch.core.model import (
     UnitResult,
     UnitRun,
 )
+from drwatch.core.units import GIB
 from drwatch.sandbox.fleet import FleetPlan, PlannedDatabase
 
 DEFAULT_TIER = "standard"
@@ -39,7 +40,6 @@ PITR_LAG = timedelta(minutes=2)
 REPLICA_LAG_SECONDS = 240.0
 SPIKE_LAG_SECONDS = 5400.0
 SNAPSHOT_HOUR = 3  # daily automated snapshot at 03:00 UTC
-GIB = 1024**3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

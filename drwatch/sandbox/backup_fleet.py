@@ -28,21 +28,20 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from drwatch.sandbox.backup_moto import (
+from drwatch.core.units import GIB
+from drwatch.sandbox.backup_moto import install_backup_extensions
+from drwatch.sandbox.backup_records import (
     CUSTOMER_KEY,
     SandboxJob,
     SandboxRecoveryPoint,
     SandboxRestoreTestingPlan,
     SandboxSelection,
     backup_state,
-    install_backup_extensions,
 )
+from drwatch.sandbox.fleet import FleetPlan
 from drwatch.sandbox.server import Sandbox
-
-if TYPE_CHECKING:  # fleet.py seeds this fleet, so importing it here at runtime would cycle
-    from drwatch.sandbox.fleet import FleetPlan
 
 Scenario = Literal["failed", "with_issues", "partial", "unselected", "running", "healthy"]
 SCENARIO_ORDER: tuple[Scenario, ...] = ("failed", "with_issues", "partial", "unselected", "running")
@@ -55,7 +54,6 @@ COPY_MINUTES = 15
 RESTORE_MINUTES = (25, 40)
 RESTORE_TESTING_PLAN = "weekly_restore_test"
 COPY_EVERY = 2  # every second resource of a unit copies to the next region
-GIB = 1024**3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

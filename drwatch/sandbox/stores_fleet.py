@@ -32,24 +32,23 @@ import hashlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Backup
 from moto.ec2.models import ec2_backends
 from moto.elasticache.models import elasticache_backends
 
+from drwatch.core.units import GIB
 from drwatch.sandbox.backup_fleet import plan_backup_fleet, spec_for
+from drwatch.sandbox.fleet import FleetPlan
+from drwatch.sandbox.server import Sandbox
 from drwatch.sandbox.stores_moto import (
     elasticache_state,
     install_stores_extensions,
     plan_backup,
     plan_pitr_window,
 )
-
-if TYPE_CHECKING:  # fleet.py seeds these stores, so importing it here at runtime would cycle
-    from drwatch.sandbox.fleet import FleetPlan
-    from drwatch.sandbox.server import Sandbox
 
 TableScenario = Literal["pitr", "on_demand_stale", "unprotected", "aws_backup_only"]
 VolumeScenario = Literal["healthy", "stale", "failing", "unprotected"]
@@ -58,7 +57,6 @@ CACHE_SCENARIOS: tuple[CacheScenario, ...] = ("healthy", "backups_off", "failing
 TABLE_SCENARIOS: tuple[TableScenario, ...] = ("pitr", "on_demand_stale", "unprotected")
 VOLUME_SCENARIOS: tuple[VolumeScenario, ...] = ("healthy", "stale", "failing", "unprotected")
 TIERS = ("premium", "standard", "basic")
-GIB = 1024**3
 AWS_BACKUP_TAG = "aws:backup:source-resource"
 
 

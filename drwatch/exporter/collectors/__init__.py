@@ -1,7 +1,13 @@
-"""The collectors drwatch ships, as an explicit tuple (no import-time registration)."""
+"""The collectors drwatch ships, as an explicit tuple (no import-time registration).
+
+Their names and scheduling defaults live in the config's collector catalogue
+(`drwatch.config.catalogue`); the tuple must name exactly the catalogued collectors, which
+is checked on import so a collector cannot exist on one side only.
+"""
 
 from __future__ import annotations
 
+from drwatch.config.catalogue import KNOWN_COLLECTORS
 from drwatch.exporter.collectors.backup import BackupCollector
 from drwatch.exporter.collectors.base import Collector
 from drwatch.exporter.collectors.dynamodb import DynamoDbCollector
@@ -22,6 +28,18 @@ COLLECTORS: tuple[type[Collector], ...] = (
     S3FreshnessCollector,
     KafkaCollector,
 )
+
+
+def _check_against_catalogue(collectors: tuple[type[Collector], ...]) -> None:
+    names = [c.name for c in collectors]
+    if sorted(names) != sorted(KNOWN_COLLECTORS):
+        raise RuntimeError(
+            f"collector classes {sorted(names)} do not match the config's collector catalogue "
+            f"{sorted(KNOWN_COLLECTORS)} (drwatch.config.catalogue)"
+        )
+
+
+_check_against_catalogue(COLLECTORS)
 
 
 def collector_classes(names: tuple[str, ...] | None = None) -> tuple[type[Collector], ...]:

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from drwatch.core.model import Mechanism, Observations, RecoveryState, Resource, ResourceRef
+from drwatch.core.units import GIB
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext, sorted_tags, tags_of
 from drwatch.exporter.collectors.dynamodb import partition_of
 
@@ -34,7 +35,6 @@ RESOURCE_TYPE = "volume"
 VOLUMES_PAGE_SIZE = 500  # DescribeVolumes MaxResults upper bound
 SNAPSHOTS_PAGE_SIZE = 1000  # DescribeSnapshots MaxResults upper bound
 AWS_BACKUP_TAG_PREFIX = "aws:backup:"
-GIB = 1024**3
 Record = Mapping[str, Any]
 
 

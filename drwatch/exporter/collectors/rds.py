@@ -25,10 +25,10 @@ from drwatch.core.model import (
     Resource,
     ResourceRef,
 )
+from drwatch.core.units import GIB
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext, sorted_tags, tags_of
 
 SERVICE = "rds"
-GIB = 1024**3
 Record = Mapping[str, Any]
 
 

@@ -1,11 +1,12 @@
 """The controls catalogue (DRW-01 to DRW-14), their parameters, and framework mappings.
 
 A control is evaluated over a period for each subject of its population (a resource, a
-monitoring unit, a tier) to one of four statuses, with the facts that decided it
-(`reports.evaluate` does the evaluating). Frameworks (`reports/frameworks/*.yml`) map their
-clauses to controls and may set minimums on the control parameters: a parameter configured
-looser than a framework minimum fails that clause, whatever the evidence says, because the
-evidence was measured against too weak a bar.
+monitoring unit, a tier) to one of four statuses, with the facts that decided it: each
+control's check lives in `drwatch.reports.controls`, registered there by id, and
+`drwatch.reports.evaluate` runs them. Frameworks (`drwatch/reports/frameworks/*.yml`) map
+their clauses to controls and may set minimums on the control parameters: a parameter
+configured looser than a framework minimum fails that clause, whatever the evidence says,
+because the evidence was measured against too weak a bar.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ FRAMEWORKS_DIR: Final = Path(__file__).resolve().parent / "frameworks"
 FRAMEWORK_FILES: Final[Mapping[str, str]] = MappingProxyType(
     {"soc2": "soc2.yml", "pci-dss": "pci-dss-4.yml", "gdpr": "gdpr.yml"}
 )
-
 
 
 class Status(enum.StrEnum):

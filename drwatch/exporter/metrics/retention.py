@@ -12,16 +12,14 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from drwatch.config import RetentionConfig
 from drwatch.core.model import Resource
-
-DAY_SECONDS = 86400.0
-# The same resource labels as every per-resource family (exporter.metrics.RESOURCE_LABELS).
-RESOURCE_LABELS = ("account_id", "region", "service", "resource_type", "resource")
+from drwatch.core.retention import RetentionPolicy
+from drwatch.core.units import DAY_SECONDS
+from drwatch.exporter.metrics.common import RESOURCE_LABELS, ref_labels
 
 
 def retention_families(
-    resources: Iterable[Resource], retention: RetentionConfig, cached_note: str
+    resources: Iterable[Resource], retention: RetentionPolicy, cached_note: str
 ) -> Iterator[Metric]:
     minimum = GaugeMetricFamily(
         "drwatch_retention_policy_min_seconds",
@@ -45,8 +43,7 @@ def retention_families(
     for resource in resources:
         ref = resource.ref
         data_class = retention.class_for(ref.service, ref.resource_type, dict(resource.tags))
-        labels = [ref.account_id, ref.region, ref.service, ref.resource_type, ref.resource_id]
-        classes.add_metric([*labels, data_class], 1)
+        classes.add_metric([*ref_labels(ref), data_class], 1)
     yield minimum
     yield maximum
     yield classes
