@@ -41,6 +41,7 @@ from drwatch.core.model import (
     UnitResult,
     UnitRun,
 )
+from drwatch.core.units import GIB
 from drwatch.history.figures import RpoPolicy
 from drwatch.history.store import HistoryStore, open_reader
 from drwatch.reports.catalogue import load_framework
@@ -59,7 +60,6 @@ POLICIES = Policies(
     rpo=RpoPolicy({"premium": 300, "standard": 900, "basic": 3600}, 900),
     rto_seconds=MappingProxyType({"premium": 900.0, "standard": 3600.0, "basic": 14400.0}),
 )
-GIB = 1024**3
 
 
 def resources(count: int) -> list[tuple[UnitKey, ResourceRef, int]]:

@@ -42,11 +42,13 @@ from drwatch.reports.catalogue import (
     parse_framework,
 )
 from drwatch.reports.controls import CHECKS, UnknownControlError, check_for
+from drwatch.reports.controls.jobs import success_after
 from drwatch.reports.evaluate import evaluate
 from drwatch.reports.evidence import (
     Evaluation,
     EvaluationError,
     Finding,
+    JobRecord,
     Period,
     Policies,
 )
@@ -488,3 +490,18 @@ def test_compacted_history_gives_the_same_rpo_facts(history: Path, tmp_path: Pat
     assert "raw detail compacted" in finding(rolled, "DRW-03", "steady").facts
     unit_b = finding(rolled, "DRW-14", '["rds","111111111111","us-east-1"]')
     assert unit_b.status is Status.FAIL
+
+
+def test_recovery_is_found_when_the_fix_ran_in_the_same_second_as_the_failure() -> None:
+    same_second = [
+        JobRecord("a", "COMPLETED", 100, ""),
+        JobRecord("b", "FAILED", 200, "ACCESS_DENIED"),
+        JobRecord("c", "COMPLETED", 200, ""),
+    ]
+    assert success_after(same_second).job_id == "c"
+    later = [
+        *same_second[:2],
+        JobRecord("d", "FAILED", 300, ""),
+        JobRecord("e", "COMPLETED", 400, ""),
+    ]
+    assert success_after(later).job_id == "e"

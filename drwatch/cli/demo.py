@@ -6,7 +6,6 @@ commands must not load it.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from drwatch.cli.drill import record_demo_drills, with_drill_metrics
 from drwatch.cli.report import render_demo_reports
 from drwatch.cli.serve import close_all, open_history_writer, run_until_signalled
 from drwatch.config import DEFAULT_PORT
+from drwatch.history.read import has_polls
 from drwatch.history.store import open_reader
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def demo(
     stack = DemoStack(with_prometheus, prometheus_port, alertmanager_port, history_path.parent)
     # Backfill only a history without polls: simulated past after real polls would not
     # read as a timeline.
-    fresh = not history_path.exists() or not has_polls(history_path)
+    fresh = not history_path.exists() or not has_polls_stored(history_path)
     writer = open_history_writer(history_path)
     if fresh and backfill_days:
         click.echo(f"backfilling {backfill_days} days of simulated history into {history_path}")
@@ -123,12 +123,10 @@ def demo_progress(message: str) -> None:
         click.echo(message)
 
 
-def has_polls(path: Path) -> bool:
+def has_polls_stored(path: Path) -> bool:
     reader = open_reader(path)
     try:
-        return bool(reader.execute("SELECT count(*) FROM unit_runs").fetchone()[0])
-    except sqlite3.OperationalError:  # not migrated yet: no tables, so no polls
-        return False
+        return has_polls(reader)
     finally:
         reader.close()
 

@@ -12,12 +12,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from psycopg.conninfo import make_conninfo
 
-from drwatch.cli.common import UsageProblem, history_options, require_database, resolve_history
+from drwatch.cli.common import (
+    F,
+    UsageProblem,
+    history_options,
+    require_database,
+    resolve_history,
+)
 from drwatch.config import DEFAULT_TIER_TARGETS, AwsConfig, Config
 from drwatch.core.tiers import TierTarget
 from drwatch.core.units import DAY_SECONDS
@@ -57,9 +63,8 @@ from drwatch.history.drills import (
     record_drills,
     start_drill,
 )
+from drwatch.history.read import newest_tier, resource_observed
 from drwatch.history.store import HistoryStore, open_reader
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DrillProblem(UsageProblem):
@@ -319,26 +324,11 @@ def _tier_from_scope(store: HistoryStore, scope: Sequence[str]) -> str:
     for item in scope:
         if item.startswith("tier:"):
             return item.removeprefix("tier:")
-    tiers = {t for item in scope if (t := observed_tier(store, item))}
+    tiers = {t for item in scope if (t := newest_tier(store.db, item))}
     order = ("premium", "standard", "basic")
     ranked = sorted(tiers, key=lambda t: order.index(t) if t in order else len(order))
     return ranked[0] if ranked else ""
 
-
-def observed_tier(store: HistoryStore, resource: str) -> str:
-    row = store.db.execute(
-        "SELECT s.value FROM state_keys k JOIN states s ON s.key_seq = k.seq "
-        "WHERE k.kind = 'resource' AND k.resource_key LIKE ? ESCAPE '\\' "
-        "ORDER BY s.seq DESC LIMIT 1",
-        [_key_suffix(resource)],
-    ).fetchone()
-    return str(json.loads(row[0]).get("tier", "")) if row else ""
-
-
-def _key_suffix(resource: str) -> str:
-    # resource_key is a JSON list ending with the resource id.
-    escaped = json.dumps(resource).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%,{escaped}]"
 
 
 def _warn_unknown(store: HistoryStore, scope: Iterable[str], config: Config | None) -> None:
@@ -349,12 +339,7 @@ def _warn_unknown(store: HistoryStore, scope: Iterable[str], config: Config | No
             if item.removeprefix("tier:") not in tiers:
                 click.echo(f"warning: scope {item}: no such tier in the config", err=True)
             continue
-        found = store.db.execute(
-            "SELECT 1 FROM state_keys WHERE kind = 'resource' AND resource_key LIKE ? "
-            "ESCAPE '\\' LIMIT 1",
-            [_key_suffix(item)],
-        ).fetchone()
-        if found is None:
+        if not resource_observed(store.db, item):
             click.echo(
                 f"warning: scope {item}: no such resource in the history (never observed)",
                 err=True,

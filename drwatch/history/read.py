@@ -138,3 +138,40 @@ def write_csv(db: Database, since: datetime, until: datetime, out: TextIO) -> in
             ]
         )
     return len(rows)
+
+
+# --- lookups the drill commands and the demo make ------------------------------------------
+
+
+def has_polls(db: Database) -> bool:
+    """True once any unit poll is stored (False for a database not migrated yet)."""
+    if not db["unit_runs"].exists():
+        return False
+    return db.execute("SELECT 1 FROM unit_runs LIMIT 1").fetchone() is not None
+
+
+def newest_tier(db: Database, resource_id: str) -> str:
+    """The tier of the newest stored state of the resource with this id ("" if never seen)."""
+    row = db.execute(
+        "SELECT s.value FROM state_keys k JOIN states s ON s.key_seq = k.seq "
+        "WHERE k.kind = 'resource' AND k.resource_key LIKE ? ESCAPE '\\' "
+        "ORDER BY s.seq DESC LIMIT 1",
+        [_resource_id_pattern(resource_id)],
+    ).fetchone()
+    return str(json.loads(row[0]).get("tier", "")) if row else ""
+
+
+def resource_observed(db: Database, resource_id: str) -> bool:
+    """True when the history holds any state of a resource with this id."""
+    found = db.execute(
+        "SELECT 1 FROM state_keys WHERE kind = 'resource' AND resource_key LIKE ? "
+        "ESCAPE '\\' LIMIT 1",
+        [_resource_id_pattern(resource_id)],
+    ).fetchone()
+    return found is not None
+
+
+def _resource_id_pattern(resource_id: str) -> str:
+    # resource_key is a JSON list ending with the resource id.
+    escaped = json.dumps(resource_id).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%,{escaped}]"

@@ -29,9 +29,9 @@ def job_success(resource: ResourceEvidence, period: Period, policies: Policies) 
     failed = [j for j in finished if j.state != "COMPLETED"]
     facts = f"{ok} of {total} backup jobs completed ({format_percent(rate)})" + _failures(failed)
     recovered = not finished or finished[-1].state == "COMPLETED"
-    success_after = _success_after(finished, failed) if failed and recovered else None
-    if success_after is not None:
-        facts += f"; recovered {day_text(success_after.created)}"
+    recovery = success_after(finished) if failed and recovered else None
+    if recovery is not None:
+        facts += f"; recovered {day_text(recovery.created)}"
     if rate >= target and recovered:
         return finding("DRW-09", resource, Status.PASS, facts)
     if not recovered:
@@ -43,7 +43,7 @@ def job_success(resource: ResourceEvidence, period: Period, policies: Policies) 
         f"{facts}; required {format_percent(target)}",
         first_seen=failed[0].created if failed else None,
         duration_seconds=(
-            (success_after.created if success_after is not None else resource.lifetime_end)
+            (recovery.created if recovery is not None else resource.lifetime_end)
             - failed[0].created
             if failed
             else None
@@ -63,6 +63,9 @@ def _failures(failed: list[JobRecord]) -> str:
     )
 
 
-def _success_after(finished: list[JobRecord], failed: list[JobRecord]) -> JobRecord:
-    """The first completed job after the last failure."""
-    return next(j for j in finished if j.state == "COMPLETED" and j.created > failed[-1].created)
+def success_after(finished: list[JobRecord]) -> JobRecord:
+    """The first completed job after the last failure, in job order: a job created in the
+    same second as that failure but listed after it counts (comparing times alone found
+    none there and raised StopIteration). Called only when the newest job completed."""
+    last_failure = max(i for i, job in enumerate(finished) if job.state != "COMPLETED")
+    return next(job for job in finished[last_failure + 1 :] if job.state == "COMPLETED")
