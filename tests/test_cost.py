@@ -47,7 +47,7 @@ WEST, CENTRAL = "eu-west-1", "eu-central-1"
 OCT_START, NOV_START = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
 SEP_START = datetime(2026, 9, 1, tzinfo=UTC)
 
-# Hand-picked prices from exporter/prices/aws-storage-prices.yml (asserted below, so a change
+# Hand-picked prices from drwatch/config/prices/aws-storage-prices.yml (asserted below, so a change
 # of the table shows up here rather than as a mysterious difference).
 RDS_WARM, EC2_WARM_CENTRAL, DDB_WARM, DDB_COLD, TRANSFER = 0.095, 0.054, 0.10, 0.03, 0.02
 

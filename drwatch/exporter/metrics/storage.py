@@ -23,8 +23,8 @@ def storage_families(items: Sequence[StorageItem], prices: PriceTable) -> Iterat
     )
     cost = gauge(
         "drwatch_backup_storage_estimated_monthly_cost_dollars",
-        f"Estimated USD per month to keep that storage at the price table of {prices.as_of} "
-        "(exporter/prices/) with config overrides; an estimate, not a bill.",
+        f"Estimated USD per month to keep that storage at drwatch's shipped price table of "
+        f"{prices.as_of} with config overrides; an estimate, not a bill.",
         STORAGE_LABELS,
     )
     for key, size in sorted(storage_by_key(items).items()):
