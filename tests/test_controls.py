@@ -241,15 +241,17 @@ def test_population_includes_created_and_deleted_resources(evaluation: Evaluatio
     assert by_name["late"].lifetime_seconds == 36 * 3600
     assert by_name["gone"].lifetime_seconds == 6 * 3600
     assert by_name["gone"].figures.observed_seconds == 6 * 3600
-    assert evaluation.result("DRW-02").counts[Status.PASS] == 3  # steady, late, gone
+    # steady, late, gone, and gapped: its outage is unobserved (DRW-14), never a breach.
+    assert evaluation.result("DRW-02").counts[Status.PASS] == 4
 
 
 def test_steady_resource_passes_rpo_with_its_figures(evaluation: Evaluation) -> None:
     steady = finding(evaluation, "DRW-02", "steady")
     assert steady.status is Status.PASS
-    # Point 2 min behind each poll, polls every 5 min: worst age 7 min, always within 15.
+    # PITR 2 min behind at each poll, and moving: continuous between polls, so the age
+    # never exceeded the larger lag, 2 min (it was 7 min when the point aged linearly).
     assert steady.facts == (
-        "worst recovery point age 7 min on 2026-10-01 against 15 min target (tier standard); "
+        "worst recovery point age 2 min on 2026-10-01 against 15 min target (tier standard); "
         "100.0% of the observed time within RPO"
     )
 
@@ -280,7 +282,7 @@ def test_tier_change_mid_period_applies_each_tiers_rpo(evaluation: Evaluation) -
     tiered = finding(evaluation, "DRW-02", "tiered")
     # 20 min behind: within basic's 1 h on day one, beyond premium's 5 min on day two.
     assert tiered.status is Status.FAIL
-    assert "worst recovery point age 25 min on 2026-10-01 against 5 min target" in tiered.facts
+    assert "worst recovery point age 20 min on 2026-10-01 against 5 min target" in tiered.facts
     assert "50.0% of the observed time within RPO" in tiered.facts
     assert "basic (1 h RPO) from 2026-10-01, then premium (5 min RPO) from 2026-10-02" in (
         tiered.facts
@@ -288,13 +290,17 @@ def test_tier_change_mid_period_applies_each_tiers_rpo(evaluation: Evaluation) -
     assert tiered.first_seen == int(TIER_CHANGE.timestamp())
 
 
-def test_polling_gap_shows_in_rpo_and_coverage(evaluation: Evaluation) -> None:
+def test_polling_gap_shows_in_coverage_and_never_as_an_rpo_breach(evaluation: Evaluation) -> None:
     gapped = finding(evaluation, "DRW-02", "gapped")
-    # The 09:55 point (09:53) holds until the 13:00 poll: age 3 h 7 min; 10,320 s out of
-    # RPO in that segment, so (172800 - 10320) / 172800 = 94.0% within.
-    assert gapped.status is Status.FAIL
-    assert "worst recovery point age 3 h 7 min on 2026-10-02" in gapped.facts
-    assert "94.0% of the observed time within RPO" in gapped.facts
+    # Polls fail from 10:00 to 13:00 and the PITR point moved meanwhile: those three hours
+    # are unobserved (DRW-14's), not three hours of a 09:53 point ageing (was "3 h 7 min",
+    # a FAIL). The 09:55 poll covers until the failed 10:00 poll.
+    assert gapped.status is Status.PASS
+    assert gapped.facts.startswith("worst recovery point age 2 min on 2026-10-01")
+    assert "100.0% of the observed time within RPO" in gapped.facts
+    figures = next(r for r in evaluation.resources if r.resource_id == "gapped").figures
+    assert figures.unwatched_seconds == 3 * 3600
+    assert figures.observed_seconds == 2 * 86400 - 3 * 3600
     coverage = finding(evaluation, "DRW-14", '["rds","111111111111","us-east-1"]')
     assert coverage.status is Status.FAIL
     assert coverage.facts.startswith(
@@ -342,7 +348,9 @@ def test_encryption_copies_and_immutability(evaluation: Evaluation) -> None:
         "no copy in another region observed in the period"
     )
     assert finding(evaluation, "DRW-06", "steady").status is Status.FAIL
-    assert finding(evaluation, "DRW-10", "steady").status is Status.NOT_APPLICABLE
+    # DRW-10 judges replication flows, not resources: this fleet has none (it was "not
+    # applicable" for each resource; flows are tests/test_evaluation_semantics.py's).
+    assert evaluation.result("DRW-10").findings == ()
 
 
 def test_restore_tests_and_drills(evaluation: Evaluation) -> None:
@@ -360,23 +368,24 @@ def test_restore_tests_and_drills(evaluation: Evaluation) -> None:
     assert drills["tier premium"].status is Status.FAIL
 
 
-def test_polls_sparser_than_the_rpo_give_insufficient_evidence(history: Path) -> None:
+def test_polls_sparser_than_the_rpo_prove_a_moving_pitr_point(history: Path) -> None:
     strict = Policies(
         rpo=RpoPolicy({"premium": 240, "standard": 240, "basic": 240}, 240),
         rto_seconds=POLICIES.rto_seconds,
     )
     result = evaluate(open_reader(history), Period(START, END, "test"), strict)
-    steady = finding(result, "DRW-02", "steady")
-    assert steady.status is Status.INSUFFICIENT
-    # Worst age 7 min: at most 2 min at each poll, within 4 min; between polls unknown.
-    assert steady.facts.startswith("polled every 5 min, longer than the 4 min RPO")
+    # Polled every 5 min against a 4 min RPO: PITR 2 min behind at each poll and moving is
+    # continuous in between, which proves compliance (was "insufficient evidence"; discrete
+    # points under sparse polls are tests/test_evaluation_semantics.py's).
+    assert finding(result, "DRW-02", "steady").status is Status.PASS
     # A violation bigger than a poll interval is still proven.
     assert finding(result, "DRW-02", "stale").status is Status.FAIL
 
 
 def test_every_control_has_a_result(evaluation: Evaluation) -> None:
     assert [r.control.control_id for r in evaluation.results] == [c.control_id for c in CONTROLS]
-    assert all(r.findings for r in evaluation.results)
+    # Every control but DRW-10, whose population (replication flows) this fleet lacks.
+    assert all(r.findings for r in evaluation.results if r.control.control_id != "DRW-10")
 
 
 def test_the_registry_and_the_catalogue_agree() -> None:
@@ -483,7 +492,7 @@ def test_compacted_history_gives_the_same_rpo_facts(history: Path, tmp_path: Pat
         assert finding(rolled, "DRW-01", name).status is finding(raw, "DRW-01", name).status
     # Nothing of "gone" is left but its rollups: the figures, not its tier.
     gone = finding(rolled, "DRW-02", "gone").facts
-    assert gone.startswith("worst recovery point age 7 min on 2026-10-01 against 15 min target")
+    assert gone.startswith("worst recovery point age 2 min on 2026-10-01 against 15 min target")
     assert "tier no longer in the history (compacted)" in gone
     # Retention and encryption need raw intervals: rollups cannot show them.
     assert finding(rolled, "DRW-05", "stale").status is Status.INSUFFICIENT

@@ -22,6 +22,7 @@ from sqlite_utils import Database
 from drwatch.core.units import DAY_SECONDS
 from drwatch.history.chain import NEVER_ROLLED_UP, Gap, canonical_json, gaps_digest
 from drwatch.history.figures import (
+    PollGaps,
     ResourceFigures,
     RpoPolicy,
     day_label,
@@ -103,7 +104,9 @@ def _append_rollups(
     db: Database, chain: ChainAppender, start: int, cutoff: int, policy: RpoPolicy
 ) -> int:
     days: dict[tuple[int, str], ResourceFigures] = dict(
-        resource_figures_by_day(load_spans(db, start, cutoff), start, cutoff, policy)
+        resource_figures_by_day(
+            load_spans(db, start, cutoff), start, cutoff, policy, PollGaps.load(db, start, cutoff)
+        )
     )
     for bucket, counts in job_days(db, start, cutoff).items():
         jobs = ResourceFigures(jobs_by_state=MappingProxyType(dict(counts)))

@@ -4,7 +4,11 @@ Time semantics (the same for raw intervals and rollups, so compaction cannot cha
 report): a state observed by a poll holds until the next observation of the same thing
 when that observation continues it (`continues`: the thing was in the unit's previous
 successful poll) and comes within `MAX_HOLD_SECONDS`; otherwise it ends at its
-`last_seen`. A lone observation covers no time. Every figure is
+`last_seen`. A lone observation covers no time. Between the last poll that saw a state and
+the poll that saw the next one (its "bridge"), `drwatch.history.coverage` decides: time no
+successful poll covered is unobserved (counted by DRW-14, never in these figures), and a
+continuously advancing mechanism's point is held at the larger of its two lags; within a
+state's own polls the point provably did not move and ages linearly. Every figure is
 additive (sums) or a maximum over time, so the figures of a month equal the combination of
 its days' figures; all arithmetic is on whole seconds, so "equal" means equal.
 """
@@ -22,8 +26,11 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
-from drwatch.core.model import UnitKey
 from drwatch.core.units import DAY_SECONDS
+from drwatch.history.coverage import PollGaps as PollGaps
+from drwatch.history.coverage import bridge_age
+from drwatch.history.coverage import decode_unit_key as decode_unit_key
+from drwatch.history.coverage import unit_key as unit_key
 from drwatch.history.store import HistoryError, RecoveryKey, epoch
 
 MAX_HOLD_SECONDS = 86400
@@ -48,10 +55,14 @@ class ResourceFigures:
     worst_age_seconds: int | None = None  # worst recovery point age over the period
     max_stored_bytes: int = 0
     jobs_by_state: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    # Time between two polls that saw the resource's state change while no successful poll
+    # covered it: in its life, but not observed (DRW-14 counts it, never DRW-02).
+    unwatched_seconds: int = 0
 
     def combine(self, other: ResourceFigures) -> ResourceFigures:
         ages = [a for a in (self.worst_age_seconds, other.worst_age_seconds) if a is not None]
         return ResourceFigures(
+            unwatched_seconds=self.unwatched_seconds + other.unwatched_seconds,
             observed_seconds=self.observed_seconds + other.observed_seconds,
             within_rpo_seconds=self.within_rpo_seconds + other.within_rpo_seconds,
             unprotected_seconds=self.unprotected_seconds + other.unprotected_seconds,
@@ -68,6 +79,7 @@ class ResourceFigures:
             "worst_age_seconds": self.worst_age_seconds,
             "max_stored_bytes": self.max_stored_bytes,
             "jobs_by_state": dict(sorted(self.jobs_by_state.items())),
+            "unwatched_seconds": self.unwatched_seconds,
         }
 
     @classmethod
@@ -79,6 +91,7 @@ class ResourceFigures:
             worst_age_seconds=data["worst_age_seconds"],
             max_stored_bytes=data["max_stored_bytes"],
             jobs_by_state=MappingProxyType(dict(data["jobs_by_state"])),
+            unwatched_seconds=data.get("unwatched_seconds", 0),  # rollups before it: none
         )
 
 
@@ -126,6 +139,9 @@ class Span:
     start: int
     end: int
     value: Mapping[str, Any]
+    last_seen: int = 0  # the last poll that saw this value; after it, the bridge
+    unit: str = ""  # the unit key of the unit that observed it
+    bridge_age: int | None = None  # see drwatch.history.coverage.bridge_age
 
     @property
     def key_text(self) -> str:
@@ -148,6 +164,12 @@ class SpanLike(Protocol):
     def end(self) -> int: ...
     @property
     def value(self) -> Mapping[str, Any]: ...
+    @property
+    def last_seen(self) -> int: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def bridge_age(self) -> int | None: ...
 
 
 # --- loading raw intervals ----------------------------------------------------------------
@@ -157,7 +179,8 @@ def load_spans(db: Database, start: int, end: int) -> list[Span]:
     """Resource and recovery intervals whose effective span may touch [start, end)."""
     rows = db.query(
         "SELECT s.seq, k.kind, s.key_seq, k.key, k.resource_key, s.value, s.first_seen, "
-        "s.last_seen, s.continues FROM states s JOIN state_keys k ON k.seq = s.key_seq "
+        "s.last_seen, s.continues, k.collector, k.account_id, k.region "
+        "FROM states s JOIN state_keys k ON k.seq = s.key_seq "
         "WHERE k.kind IN ('resource', 'recovery') AND s.first_seen < ? AND s.last_seen >= ? "
         "ORDER BY s.key_seq, s.first_seen, s.seq",
         [end + MAX_HOLD_SECONDS, start - MAX_HOLD_SECONDS],
@@ -167,19 +190,28 @@ def load_spans(db: Database, start: int, end: int) -> list[Span]:
 
 def _with_effective_ends(rows: Iterable[dict[str, Any]]) -> Iterator[Span]:
     previous: dict[str, Any] | None = None
+    keys: dict[int, RecoveryKey | None] = {}  # decoded once per thing, not per interval
     for row in rows:
+        row = {**row, "value": json.loads(row["value"])}
+        if row["key_seq"] not in keys:
+            recovery = row["kind"] == "recovery"
+            keys[row["key_seq"]] = RecoveryKey.from_key(row["key"]) if recovery else None
         if previous is not None:
             follows = previous["key_seq"] == row["key_seq"] and row["continues"]
-            yield _span(previous, row["first_seen"] if follows else None)
+            yield _span(previous, row if follows else None, keys[previous["key_seq"]])
         previous = row
     if previous is not None:
-        yield _span(previous, None)
+        yield _span(previous, None, None)
 
 
-def _span(row: Mapping[str, Any], successor_start: int | None) -> Span:
-    end = row["last_seen"]
-    if successor_start is not None and successor_start - end <= MAX_HOLD_SECONDS:
-        end = successor_start
+def _span(
+    row: Mapping[str, Any], successor: Mapping[str, Any] | None, recovery: RecoveryKey | None
+) -> Span:
+    end, age = row["last_seen"], None
+    if successor is not None and successor["first_seen"] - end <= MAX_HOLD_SECONDS:
+        end = successor["first_seen"]
+        seen = (row["first_seen"], row["last_seen"])
+        age = bridge_age(recovery, row["value"], seen, successor["value"], end)
     return Span(
         seq=row["seq"],
         kind=row["kind"],
@@ -188,7 +220,10 @@ def _span(row: Mapping[str, Any], successor_start: int | None) -> Span:
         resource_key=row["resource_key"],
         start=row["first_seen"],
         end=end,
-        value=json.loads(row["value"]),
+        value=row["value"],
+        last_seen=row["last_seen"],
+        unit=unit_key(row["collector"] or "", row["account_id"] or "", row["region"] or ""),
+        bridge_age=age,
     )
 
 
@@ -234,16 +269,6 @@ def unit_runs_by_day(db: Database, start: int, end: int) -> dict[tuple[int, str]
     return figures
 
 
-def unit_key(collector: str, account_id: str, region: str) -> str:
-    return json.dumps([collector, account_id, region], separators=(",", ":"))
-
-
-def decode_unit_key(key: str) -> UnitKey:
-    """The unit a stored unit key names (the inverse of `unit_key`)."""
-    collector, account_id, region = json.loads(key)
-    return UnitKey(collector, account_id, region)
-
-
 # --- computing ------------------------------------------------------------------------------
 
 
@@ -260,10 +285,11 @@ def day_from_label(label: str) -> int:
 
 
 def resource_figures_by_day(
-    spans: Iterable[SpanLike], start: int, end: int, policy: RpoPolicy
+    spans: Iterable[SpanLike], start: int, end: int, policy: RpoPolicy, gaps: PollGaps
 ) -> dict[tuple[int, str], ResourceFigures]:
     """Figures per (day start, resource key) over [start, end), from raw spans (resource
-    and recovery intervals; others are ignored)."""
+    and recovery intervals; others are ignored); `gaps`: the time no successful poll of
+    each unit covered (`PollGaps.load` over the same window)."""
     by_resource: dict[str, list[SpanLike]] = defaultdict(list)
     for span in spans:
         if span.kind in ("resource", "recovery"):
@@ -271,7 +297,7 @@ def resource_figures_by_day(
     out: dict[tuple[int, str], ResourceFigures] = {}
     for key, resource_spans in by_resource.items():
         days: dict[int, _DayTotals] = {}
-        for seg_start, seg_end, held in _segments(resource_spans, start, end, policy):
+        for seg_start, seg_end, held in _segments(resource_spans, start, end, policy, gaps):
             day = day_start(seg_start)
             totals = days.get(day)
             if totals is None:
@@ -293,15 +319,21 @@ class _Decoded:
     rpo: int | None  # None: a recovery span
     stored_bytes: int = 0
     newest: int | None = None
+    last_seen: int = 0  # from here to `end`: the bridge to the next poll's state
+    unit: str = ""  # "": not judged for coverage (copies: another unit's evidence)
+    bridge_age: int | None = None  # continuous mechanism: the age bound in its bridge
 
 
 @dataclass(frozen=True, slots=True)
 class _Held:
-    """What holds during a segment: the tier's RPO, the bytes stored, the newest point."""
+    """What holds during a segment: the tier's RPO, the bytes stored, the newest discrete
+    point (ageing linearly) and the age bound of continuous mechanisms between two polls."""
 
     rpo: int
     stored_bytes: int
     newest: int | None
+    bridged_age: int | None = None
+    unwatched: bool = False  # it changed while no successful poll covered it
 
 
 @dataclass(slots=True)
@@ -314,17 +346,25 @@ class _DayTotals:
     unprotected: int = 0
     worst_age: int | None = None
     stored: int = 0
+    unwatched: int = 0
 
     def add(self, seg_start: int, seg_end: int, held: _Held) -> None:
         length = seg_end - seg_start
+        if held.unwatched:
+            self.unwatched += length
+            return
         self.observed += length
         self.stored = max(self.stored, held.stored_bytes)
-        point = held.newest
-        if point is None:
+        point, bridged = held.newest, held.bridged_age
+        if point is None and bridged is None:
             self.unprotected += length
             return
-        self.within += min(max(point + held.rpo - seg_start, 0), length)
-        age = seg_end - point
+        if bridged is not None and bridged <= held.rpo:
+            self.within += length
+        elif point is not None:
+            self.within += min(max(point + held.rpo - seg_start, 0), length)
+        ages = [a for a in (None if point is None else seg_end - point, bridged) if a is not None]
+        age = min(ages)
         if self.worst_age is None or age > self.worst_age:
             self.worst_age = age
 
@@ -335,13 +375,15 @@ class _DayTotals:
             unprotected_seconds=self.unprotected,
             worst_age_seconds=self.worst_age,
             max_stored_bytes=self.stored,
+            unwatched_seconds=self.unwatched,
         )
 
 
 def _decode(span: SpanLike, policy: RpoPolicy, copies: dict[str, bool]) -> _Decoded:
     value = span.value
     if span.kind == "resource":
-        return _Decoded(span.start, span.end, policy.rpo_for(str(value["tier"])))
+        rpo = policy.rpo_for(str(value["tier"]))
+        return _Decoded(span.start, span.end, rpo, last_seen=span.last_seen, unit=span.unit)
     newest_text = value.get("newest_point")
     copy = copies.get(span.key_text)
     if copy is None:
@@ -354,32 +396,53 @@ def _decode(span: SpanLike, policy: RpoPolicy, copies: dict[str, bool]) -> _Deco
         # Stored values omit defaults (see history.compact_json): size 0, no newest point.
         int(value.get("size_bytes", 0)),
         epoch(datetime.fromisoformat(str(newest_text))) if local else None,
+        last_seen=span.last_seen,
+        unit="" if copy else span.unit,
+        bridge_age=span.bridge_age if local else None,
     )
 
 
-def _held(active: list[_Decoded]) -> _Held | None:
-    """None when no resource span holds: not observed, no evidence either way."""
+def _held(active: list[_Decoded], moment: int, gaps: PollGaps) -> _Held | None:
+    """None when no resource span holds: not observed, no evidence either way. Unwatched
+    when `moment` lies between two polls that saw the resource's state change and no
+    successful poll covered it."""
     rpo: int | None = None
     stored = 0
     newest: int | None = None
+    bridged: int | None = None
+    unwatched = False
     for item in active:
+        between = moment >= item.last_seen
+        # It changed while nothing watched: unobserved (DRW-14's time), whatever else holds.
+        unwatched = unwatched or (between and bool(item.unit) and gaps.uncovered(item.unit, moment))
         if item.rpo is not None:
             rpo = item.rpo  # the latest-starting resource state's tier is in force
             continue
         stored += item.stored_bytes
-        if item.newest is not None and (newest is None or item.newest > newest):
+        if item.newest is None:
+            continue
+        if between and item.bridge_age is not None:
+            bridged = item.bridge_age if bridged is None else min(bridged, item.bridge_age)
+        elif newest is None or item.newest > newest:
             newest = item.newest
-    return None if rpo is None else _Held(rpo, stored, newest)
+    return None if rpo is None else _Held(rpo, stored, newest, bridged, unwatched)
 
 
 def _segments(
-    spans: list[SpanLike], start: int, end: int, policy: RpoPolicy
+    spans: list[SpanLike], start: int, end: int, policy: RpoPolicy, gaps: PollGaps
 ) -> Iterator[tuple[int, int, _Held]]:
-    """Elementary observed time segments (split at every span edge and midnight) with what
-    holds in each."""
+    """Elementary observed time segments (split at every span edge, bridge start, coverage
+    gap edge and midnight) with what holds in each."""
     edges = {start, end}
+    marks: set[int] = set()  # where what holds may change without a span starting or ending
     for span in spans:
         edges.update(e for e in (span.start, span.end) if start < e < end)
+        if span.start <= span.last_seen < span.end:
+            marks.add(span.last_seen)
+    for unit in {span.unit for span in spans if span.unit}:
+        marks.update(gaps.edges(unit, start, end))
+    marks = {m for m in marks if start < m < end}
+    edges |= marks
     first_day = day_start(start) + DAY_SECONDS
     edges.update(range(first_day, end, DAY_SECONDS))
     ordered = sorted(edges)
@@ -404,8 +467,8 @@ def _segments(
             active = [item for item in active if item.end > seg_start]
             first_end = min((item.end for item in active), default=end)
             changed = True
-        if changed:
-            held = _held(active)
+        if changed or seg_start in marks:
+            held = _held(active, seg_start, gaps)
         if held is not None:
             yield seg_start, seg_end, held
 
@@ -419,7 +482,8 @@ def raw_figures(db: Database, start: int, end: int, policy: RpoPolicy) -> Figure
     """Figures over [start, end) from raw intervals, jobs and unit runs only."""
     resources: dict[str, ResourceFigures] = {}
     spans = load_spans(db, start, end)
-    for (_, key), figures in resource_figures_by_day(spans, start, end, policy).items():
+    gaps = PollGaps.load(db, start, end)
+    for (_, key), figures in resource_figures_by_day(spans, start, end, policy, gaps).items():
         resources[key] = resources.get(key, ResourceFigures()).combine(figures)
     for key, counts in job_states(db, start, end).items():
         jobs = ResourceFigures(jobs_by_state=MappingProxyType(dict(counts)))

@@ -1,9 +1,9 @@
 """The controls catalogue (DRW-01 to DRW-14), their parameters, and framework mappings.
 
 A control is evaluated over a period for each subject of its population (a resource, a
-monitoring unit, a tier) to one of four statuses, with the facts that decided it: each
-control's check lives in `drwatch.reports.controls`, registered there by id, and
-`drwatch.reports.evaluate` runs them. Frameworks (`drwatch/reports/frameworks/*.yml`) map
+monitoring unit, a tier, a replication flow) to one of four statuses, with the facts that
+decided it: each control's check lives in `drwatch.reports.controls`, registered there by
+id, and `drwatch.reports.evaluate` runs them. Frameworks (`drwatch/reports/frameworks/*.yml`) map
 their clauses to controls and may set minimums on the control parameters: a parameter
 configured looser than a framework minimum fails that clause, whatever the evidence says,
 because the evidence was measured against too weak a bar.
@@ -58,7 +58,7 @@ def worst(statuses: Iterable[Status]) -> Status:
 class Control:
     control_id: str
     title: str
-    population: str  # resources | units | tiers
+    population: str  # resources | units | tiers | flows
     parameters: str  # the thresholds it applies, in words (filled from ControlParameters)
 
 
@@ -105,8 +105,9 @@ CONTROLS: Final[tuple[Control, ...]] = (
     Control(
         "DRW-10",
         "Replication lag within target",
-        "resources",
-        "lag <= replication_lag; Kafka message lag <= kafka_message_lag",
+        "flows",
+        "per flow: S3 lag <= 15 min with Replication Time Control, else and other flows "
+        "<= replication_lag; Kafka message lag <= kafka_message_lag",
     ),
     Control(
         "DRW-11",

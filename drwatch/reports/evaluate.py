@@ -16,9 +16,11 @@ seen only there, never guess.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import assert_never
 
@@ -28,14 +30,24 @@ from drwatch.core.units import DAY_SECONDS
 from drwatch.history.drill_status import load_restore_tests
 from drwatch.history.drills import DrillRecord, load_drills
 from drwatch.history.figures import (
+    PollGaps,
     ResourceFigures,
-    day_label,
+    day_from_label,
     day_start,
     resource_figures_by_day,
 )
+from drwatch.history.schema import migrations
 from drwatch.history.store import epoch, rolled_up_until_epoch
 from drwatch.reports.catalogue import CONTROLS
-from drwatch.reports.controls import RESOURCE_CHECKS, PerResource, PerTier, PerUnit, check_for
+from drwatch.reports.controls import (
+    FLOW_CHECKS,
+    RESOURCE_CHECKS,
+    PerFlow,
+    PerResource,
+    PerTier,
+    PerUnit,
+    check_for,
+)
 from drwatch.reports.evidence import (
     ControlResult,
     Evaluation,
@@ -49,12 +61,14 @@ from drwatch.reports.evidence import (
 from drwatch.reports.loading import (
     ResourceFacts,
     daily_figures,
+    flow_evidence,
     latest_values,
     lifetimes,
     load_backup_jobs,
     load_intervals,
     resource_evidence,
     resource_keys,
+    time_controlled_flows,
 )
 from drwatch.reports.units import load_units
 
@@ -98,13 +112,60 @@ def evaluate(
 
 
 def _require_history(db: Database, period: Period) -> None:
-    end = period.end_epoch
-    runs = db.execute("SELECT 1 FROM unit_runs WHERE started_epoch < ? LIMIT 1", [end])
-    if runs.fetchone():
-        return
-    rollups = db.execute("SELECT 1 FROM daily_rollups WHERE day < ? LIMIT 1", [day_label(end)])
-    if not rollups.fetchone():
-        raise EvaluationError(f"no history before the end of {period.label}")
+    """A history this version reads, holding polls (or rollups) that reach into the period;
+    else an `EvaluationError` that says which (the CLI exits 2 and writes nothing)."""
+    _require_schema(db)
+    start, end = period.start_epoch, period.end_epoch
+    first, last = db.execute(
+        "SELECT min(started_epoch), max(started_epoch) FROM unit_runs"
+    ).fetchone()
+    days = db.execute("SELECT min(day), max(day) FROM daily_rollups").fetchone()
+    if days[0] is not None:
+        first = min(day_from_label(days[0]), first if first is not None else end)
+        last = max(day_from_label(days[1]) + DAY_SECONDS - 1, last if last is not None else 0)
+    if first is None or last is None:
+        raise EvaluationError(
+            f"the history is empty (no poll recorded yet): no history before the end of "
+            f"{period.label}"
+        )
+    if first >= end:
+        raise EvaluationError(
+            f"no history before the end of {period.label}: the history starts {_when(first)}"
+        )
+    if last < start:
+        raise EvaluationError(
+            f"no history in {period.label}: the history ends {_when(last)}, before the "
+            "period starts"
+        )
+
+
+def _require_schema(db: Database) -> None:
+    """The history's schema is this version's: written by another drwatch version (older
+    or newer), or by another tool, it is refused rather than misread."""
+    known = [m.name for m in migrations.pending(Database(memory=True))]  # every step
+    try:
+        applied = [m.name for m in migrations.applied(db)]
+    except sqlite3.DatabaseError as error:
+        raise EvaluationError(f"not a drwatch history database ({error})") from error
+    if not applied:
+        raise EvaluationError("not a drwatch history database (no drwatch schema in it)")
+    newer = [name for name in applied if name not in known]
+    if newer:
+        raise EvaluationError(
+            f"the history was written by a newer drwatch version (schema steps "
+            f"{', '.join(newer)} are unknown to this one): report with that version"
+        )
+    missing = [name for name in known if name not in applied]
+    if missing:
+        raise EvaluationError(
+            f"the history was written by an older drwatch version (schema steps "
+            f"{', '.join(missing)} missing): open it once with this version's "
+            "`drwatch history verify` or `drwatch serve`, which upgrade it, then report"
+        )
+
+
+def _when(moment: int) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _resource_facts(
@@ -127,6 +188,7 @@ def _resource_facts(
         split=split,
         poll_intervals=intervals_by_place,
         fallback=latest_values(db, end) if split > start else {},
+        time_controlled=time_controlled_flows(db, split, end) if split < end else frozenset(),
     )
 
 
@@ -150,12 +212,13 @@ def _evaluate_resources(
     for (day, key), figures in daily.items():
         per_day[key][day] = figures
     candidates = sorted(resource_keys(db) | set(per_day))
+    gaps = PollGaps.load(db, split, end) if split < end else PollGaps.none()
     resources: list[ResourceEvidence] = []
     findings: dict[str, list[Finding]] = defaultdict(list)
     for offset in range(0, len(candidates), batch_size):
         batch = candidates[offset : offset + batch_size]
         intervals = load_intervals(db, split, end, batch) if split < end else []
-        raw = resource_figures_by_day(intervals, split, end, policies.rpo)
+        raw = resource_figures_by_day(intervals, split, end, policies.rpo, gaps)
         for (day, key), figures in raw.items():
             combined = daily.get((day, key), ResourceFigures()).combine(figures)
             daily[(day, key)] = per_day[key][day] = combined
@@ -163,6 +226,9 @@ def _evaluate_resources(
             for entry in RESOURCE_CHECKS:
                 findings[entry.control_id].append(entry.check(resource, period, policies))
             resources.append(replace(resource, recovery=(), replication=()))
+        for flow in flow_evidence(intervals, known.time_controlled):
+            for flow_entry in FLOW_CHECKS:
+                findings[flow_entry.control_id].append(flow_entry.check(flow, period, policies))
     return resources, findings
 
 
@@ -175,11 +241,11 @@ def _run_controls(
     drills: Sequence[DrillRecord],
 ) -> Iterator[ControlResult]:
     """Every catalogue control's result, through its registered check: the per-resource
-    findings (already judged, in resource order), per tier, per unit."""
+    and per-flow findings (already judged, batch by batch), per tier, per unit."""
     for control in CONTROLS:
         entry = check_for(control.control_id)
         match entry:
-            case PerResource():
+            case PerResource() | PerFlow():
                 findings = tuple(resource_findings.get(control.control_id, ()))
             case PerTier():
                 findings = tuple(entry.check(resources, drills, period, policies))

@@ -112,6 +112,9 @@ class Interval(Generic[K]):
     value: Mapping[str, Any]
     key_text: str = ""  # the stored key (canonical JSON)
     resource_key: str = ""  # the stored resource key: the resource's, or a replication source's
+    last_seen: int = 0  # the last poll that saw this value (not clipped to the period)
+    unit: str = ""  # the unit key of the unit that observed it
+    bridge_age: int | None = None  # see drwatch.history.coverage.bridge_age
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,9 @@ class ResourceEvidence:
     restores: tuple[RestoreTestRecord, ...]
     raw: bool  # raw intervals exist for it in the period
     poll_interval_seconds: int  # of the most frequent unit in its account and region
+    # When its observations in the period cover no time (one poll saw it, or only at the
+    # period's edge): the last instant a poll saw it there. Its controls are judged at it.
+    instant: int | None = None
 
     @property
     def label(self) -> str:
@@ -179,6 +185,31 @@ class ResourceEvidence:
             self.lifetime_known
             and self.gone
             and period.start_epoch <= self.last_seen < period.end_epoch
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEvidence:
+    """One replication flow, source to destination (S3 rule, MSK Replicator, MirrorMaker 2,
+    RDS cross-region backup replication, ElastiCache global datastore): a DRW-10 subject,
+    whether or not its source is a resource of the other controls (a Kafka replicator is
+    not)."""
+
+    key: str  # the stored replication key
+    kind: str
+    source: ResourceRef
+    destination_account_id: str
+    destination_region: str
+    destination: str
+    intervals: tuple[Interval[ReplicationKey], ...]  # in the period, oldest first
+    time_control: bool = False  # S3 Replication Time Control on its rules when observed
+
+    @property
+    def label(self) -> str:
+        source = self.source
+        return (
+            f"{source.account_id} {source.region} {self.kind} {source.resource_id} to "
+            f"{self.destination_account_id} {self.destination_region} {self.destination}"
         )
 
 

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from drwatch.core.model import ResourceRef
 from drwatch.core.units import DAY_SECONDS
+from drwatch.history.coverage import bridge_age, unit_key
 from drwatch.history.drills import RestoreTestRecord
 from drwatch.history.figures import (
     MAX_HOLD_SECONDS,
@@ -31,8 +32,9 @@ from drwatch.history.figures import (
     job_days,
     unit_runs_by_day,
 )
-from drwatch.history.store import RecoveryKey, ReplicationKey, decode_resource_key
+from drwatch.history.store import RecoveryKey, ReplicationKey, decode_resource_key, resource_key
 from drwatch.reports.evidence import (
+    FlowEvidence,
     Interval,
     JobRecord,
     Period,
@@ -73,6 +75,9 @@ class ResourceFacts:
     split: int  # raw history from here; only daily rollups before
     poll_intervals: Mapping[tuple[str, str], int]  # per (account, region)
     fallback: Mapping[str, Mapping[str, Any]]  # values for resources with no raw intervals
+    # S3 flows (source key, destination account, region, bucket) whose rules have
+    # Replication Time Control.
+    time_controlled: frozenset[tuple[str, str, str, str]] = frozenset()
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -82,12 +87,14 @@ def load_intervals(
     db: Database, start: int, end: int, resource_keys: Sequence[str]
 ) -> list[Interval[StoredKey]]:
     """Resource, recovery and replication intervals of these resources (a replication's by
-    its source) whose effective span touches [start, end)."""
+    its source) whose effective span overlaps [start, end), or that a poll in [start, end)
+    saw (a lone observation is an interval of no length: the resource is still there)."""
     marks = ", ".join("?" for _ in resource_keys)
     # Only "?" placeholders are formatted into the query; the keys are bound parameters.
     cursor = db.execute(
         "SELECT k.kind, s.key_seq, k.key, k.resource_key, s.value, s.first_seen, s.last_seen, "  # noqa: S608
-        "s.continues FROM states s JOIN state_keys k ON k.seq = s.key_seq "
+        "s.continues, k.collector, k.account_id, k.region "
+        "FROM states s JOIN state_keys k ON k.seq = s.key_seq "
         "WHERE k.kind IN ('resource', 'recovery', 'replication') "
         f"AND k.resource_key IN ({marks}) AND s.first_seen < ? "
         "AND s.last_seen >= ? ORDER BY s.key_seq, s.first_seen, s.seq",
@@ -95,30 +102,38 @@ def load_intervals(
     )
     out: list[Interval[StoredKey]] = []
     # Per thing, decoded and held once, not once per interval (a month holds a million).
-    keys: dict[int, tuple[StoredKey, str, str]] = {}
+    keys: dict[int, tuple[StoredKey, str, str, str]] = {}
     # Each row with the next one (streamed: the rows of a month do not fit twice in memory).
     following: Iterable[tuple[Any, ...] | None] = itertools.chain(_parsed_rows(cursor), [None])
     for previous, row in itertools.pairwise(following):
         if previous is None:
             continue
-        kind, key_seq, key, resource, value, first_seen, last_seen, _ = previous
-        stop = last_seen
+        kind, key_seq, key, resource, value, first_seen, last_seen, _ = previous[:8]
+        stop, successor = last_seen, None
         follows = row is not None and row[1] == key_seq and row[7]
         if follows and row is not None and row[5] - stop <= MAX_HOLD_SECONDS:
-            stop = row[5]
-        if max(first_seen, start) < min(stop, end):  # overlaps, by more than a point
+            stop, successor = row[5], row[4]
+        # Overlaps by more than a point, or a poll in the period saw it.
+        if max(first_seen, start) < min(stop, end) or start <= last_seen < end:
             if key_seq not in keys:
-                keys[key_seq] = (_KEY_DECODERS[kind](key), key, resource or "")
-            decoded, key_text, resource_key = keys[key_seq]
+                unit = unit_key(*(part or "" for part in previous[8:11]))
+                keys[key_seq] = (_KEY_DECODERS[kind](key), key, resource or "", unit)
+            decoded, key_text, resource_key, unit = keys[key_seq]
+            begins = max(first_seen, start)
             out.append(
                 Interval(
                     kind=kind,
                     key=decoded,
-                    start=max(first_seen, start),
-                    end=min(stop, end),
+                    start=begins,
+                    end=max(min(stop, end), begins),
                     value=value,
                     key_text=key_text,
                     resource_key=resource_key,
+                    last_seen=last_seen,
+                    unit=unit,
+                    bridge_age=None
+                    if successor is None
+                    else bridge_age(decoded, value, (first_seen, last_seen), successor, stop),
                 )
             )
     return out
@@ -204,8 +219,79 @@ def lifetimes(db: Database) -> dict[str, Lifetime]:
 
 
 def resource_keys(db: Database) -> set[str]:
-    rows = db.execute("SELECT DISTINCT resource_key FROM state_keys WHERE kind = 'resource'")
-    return {row[0] for row in rows}
+    """The resources, and the sources of replication flows (a Kafka replicator is a flow's
+    source without being a resource: its key loads its flows, no resource evidence)."""
+    rows = db.execute(
+        "SELECT DISTINCT resource_key FROM state_keys WHERE kind IN ('resource', 'replication')"
+    )
+    return {row[0] for row in rows if row[0]}
+
+
+def time_controlled_flows(
+    db: Database, start: int, end: int
+) -> frozenset[tuple[str, str, str, str]]:
+    """S3 flows whose replication rules, as last observed before `end`, all have
+    Replication Time Control (`s3_replication_rules`, stored as one set per unit)."""
+    rows = db.execute(
+        "SELECT s.value FROM states s JOIN state_keys k ON k.seq = s.key_seq "
+        "WHERE k.kind = 's3_replication_rules' AND s.first_seen < ? AND s.last_seen >= ? "
+        "ORDER BY s.first_seen",
+        [end, start - MAX_HOLD_SECONDS],
+    )
+    latest: dict[tuple[str, str, str, str], bool] = {}
+    for (value,) in rows:
+        flows: dict[tuple[str, str, str, str], bool] = {}
+        for rule in json.loads(value):
+            if rule.get("status") != "Enabled":
+                continue
+            flow = _s3_flow(rule)
+            flows[flow] = flows.get(flow, True) and bool(rule.get("replication_time_control"))
+        latest.update(flows)
+    return frozenset(flow for flow, controlled in latest.items() if controlled)
+
+
+def _s3_flow(rule: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    source = rule["source"]
+    ref = ResourceRef(
+        source["account_id"],
+        source["region"],
+        source["service"],
+        source["resource_type"],
+        source["resource_id"],
+    )
+    return (
+        resource_key(ref),
+        str(rule.get("destination_account_id", "")),
+        str(rule.get("destination_region", "")),
+        str(rule.get("destination", "")),
+    )
+
+
+def flow_evidence(
+    intervals: Sequence[Interval[StoredKey]], time_controlled: frozenset[tuple[str, str, str, str]]
+) -> list[FlowEvidence]:
+    """One `FlowEvidence` per replication flow with intervals in the period, by key."""
+    by_flow: dict[str, list[Interval[ReplicationKey]]] = defaultdict(list)
+    for item in intervals:
+        if _is_replication(item):
+            by_flow[item.key_text].append(item)
+    flows = []
+    for key_text, items in sorted(by_flow.items()):
+        key = items[0].key
+        place = (key.source_key, key.destination_account_id, key.destination_region)
+        flows.append(
+            FlowEvidence(
+                key=key_text,
+                kind=key.kind,
+                source=decode_resource_key(key.source_key),
+                destination_account_id=key.destination_account_id,
+                destination_region=key.destination_region,
+                destination=key.destination,
+                intervals=tuple(sorted(items, key=lambda i: i.start)),
+                time_control=(*place, key.destination) in time_controlled,
+            )
+        )
+    return flows
 
 
 # --- assembling -------------------------------------------------------------------------------
@@ -312,7 +398,17 @@ def _resource(
         poll_interval_seconds=known.poll_intervals.get(
             (ref.account_id, ref.region), DEFAULT_POLL_INTERVAL_SECONDS
         ),
+        instant=_instant(states, daily),
     )
+
+
+def _instant(
+    states: Sequence[Interval[ResourceRef]], daily: Mapping[int, ResourceFigures]
+) -> int | None:
+    """The last instant a poll saw the resource in the period, when that covers no time."""
+    if not states or any(f.observed_seconds for f in daily.values()):
+        return None
+    return max(min(state.last_seen, state.end) for state in states)
 
 
 def _tier_changes(states: Sequence[Interval[ResourceRef]]) -> list[TierChange]:

@@ -3,8 +3,6 @@ which share of the period their successful polls covered, and the gaps (DRW-14).
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -12,16 +10,15 @@ from typing import NamedTuple
 from sqlite_utils import Database
 
 from drwatch.core.units import DAY_SECONDS
-from drwatch.history.figures import UnitFigures, decode_unit_key, unit_key
+from drwatch.history.coverage import DEFAULT_POLL_INTERVAL_SECONDS as DEFAULT_POLL_INTERVAL_SECONDS
+from drwatch.history.coverage import (
+    Poll,
+    covered_spans,
+    load_polls,
+    typical_interval,
+)
+from drwatch.history.figures import UnitFigures, decode_unit_key
 from drwatch.reports.evidence import CoverageGap, Period, UnitEvidence
-
-DEFAULT_POLL_INTERVAL_SECONDS = 300
-
-
-class _Poll(NamedTuple):
-    started: int
-    success: bool
-    error_code: str
 
 
 class _Coverage(NamedTuple):
@@ -35,11 +32,14 @@ def load_units(
 ) -> list[UnitEvidence]:
     """Every unit polled in the period: raw runs from `split`, daily rollups before."""
     start, end = period.start_epoch, period.end_epoch
-    runs = _polls(db, max(split - DAY_SECONDS, start - DAY_SECONDS), end)
+    runs = load_polls(db, max(split - DAY_SECONDS, start - DAY_SECONDS), end)
     compacted: dict[str, UnitFigures] = defaultdict(UnitFigures)
     compacted_cover: dict[str, int] = defaultdict(int)
     for (day, key), figures in unit_days.items():
-        if day < split:
+        # Only whole days before the split come from rollups; `unit_days` also holds the raw
+        # runs' days, and the day a period starts in may begin before it (counting that day
+        # as a rollup day once credited a five-minute period with a whole day of coverage).
+        if day + DAY_SECONDS <= split:
             compacted[key] = compacted[key].combine(figures)
             if figures.runs:
                 compacted_cover[key] += DAY_SECONDS * figures.successful_runs // figures.runs
@@ -54,7 +54,10 @@ def load_units(
                 collector=unit.collector,
                 account_id=unit.account_id,
                 region=unit.region,
-                covered_seconds=coverage.covered_seconds + compacted_cover[key],
+                # A share of the period, never more (the parts are disjoint by construction).
+                covered_seconds=min(
+                    coverage.covered_seconds + compacted_cover[key], period.seconds
+                ),
                 runs=len(in_period) + compacted[key].runs,
                 successful_runs=sum(1 for r in in_period if r.success)
                 + compacted[key].successful_runs,
@@ -65,40 +68,16 @@ def load_units(
     return out
 
 
-def _polls(db: Database, start: int, end: int) -> dict[str, list[_Poll]]:
-    """Each unit's polls started in [start, end), oldest first."""
-    rows = db.query(
-        "SELECT collector, account_id, region, started_epoch, success, error_code "
-        "FROM unit_runs WHERE started_epoch >= ? AND started_epoch < ? "
-        "ORDER BY collector, account_id, region, started_epoch",
-        [start, end],
-    )
-    runs: dict[str, list[_Poll]] = defaultdict(list)
-    for row in rows:
-        key = unit_key(row["collector"], row["account_id"], row["region"])
-        runs[key].append(
-            _Poll(row["started_epoch"], bool(row["success"]), row["error_code"] or "")
-        )
-    return runs
-
-
-def _coverage(runs: Sequence[_Poll], start: int, end: int) -> _Coverage:
-    """Seconds of [start, end) covered by successful polls, the uncovered gaps, the interval.
-
-    A successful poll covers the time until the next poll, at most 1.5 typical intervals
-    (the median gap between polls): an exporter that stopped polling stops covering.
-    """
-    times = [r.started for r in runs]
-    gaps_between = [b - a for a, b in itertools.pairwise(times) if b > a]
-    interval = int(
-        statistics.median(gaps_between) if gaps_between else DEFAULT_POLL_INTERVAL_SECONDS
-    )
+def _coverage(runs: Sequence[Poll], start: int, end: int) -> _Coverage:
+    """Seconds of [start, end) covered by successful polls, the uncovered gaps, the interval
+    (the rule is `drwatch.history.coverage`'s, the one the recovery point figures apply)."""
+    interval = typical_interval(runs)
     if end <= start:
         return _Coverage(0, [], interval)
     total = 0
     gaps: list[CoverageGap] = []
     cursor = start
-    for seg_start, seg_end in _covered(runs, start, end, int(interval * 1.5)):
+    for seg_start, seg_end in covered_spans(runs, start, end, interval):
         if seg_start > cursor:
             gaps.append(CoverageGap(cursor, seg_start, _errors_between(runs, cursor, seg_start)))
         total += max(seg_end - max(seg_start, cursor), 0)
@@ -108,20 +87,7 @@ def _coverage(runs: Sequence[_Poll], start: int, end: int) -> _Coverage:
     return _Coverage(total, gaps, interval)
 
 
-def _covered(runs: Sequence[_Poll], start: int, end: int, hold: int) -> list[tuple[int, int]]:
-    """The time each successful poll covers within [start, end), in poll order."""
-    covered: list[tuple[int, int]] = []
-    for index, poll in enumerate(runs):
-        if not poll.success:
-            continue
-        following = runs[index + 1].started if index + 1 < len(runs) else poll.started + hold
-        stop = min(following, poll.started + hold)
-        if stop > start and poll.started < end:
-            covered.append((max(poll.started, start), min(stop, end)))
-    return covered
-
-
-def _errors_between(runs: Sequence[_Poll], start: int, end: int) -> str:
+def _errors_between(runs: Sequence[Poll], start: int, end: int) -> str:
     errors = sorted(
         {r.error_code for r in runs if start <= r.started < end and not r.success and r.error_code}
     )

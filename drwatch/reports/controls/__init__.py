@@ -3,7 +3,8 @@
 Each entry pairs a control id of the catalogue (`drwatch.reports.catalogue.CONTROLS`) with
 its check and, by its type, the population the check judges: `PerResource` (each resource,
 while its raw intervals are loaded), `PerTier` (each tier of the resources, from the drills)
-or `PerUnit` (each monitoring unit). A test keeps this tuple and the catalogue in step.
+`PerUnit` (each monitoring unit) or `PerFlow` (each replication flow, while the raw intervals
+of its source's batch are loaded). A test keeps this tuple and the catalogue in step.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from drwatch.reports.controls.replication import replication_lag
 from drwatch.reports.controls.restores import restore_cadence, restore_time
 from drwatch.reports.controls.retention import maximum_retention, minimum_retention
 from drwatch.reports.controls.rpo import rpo_met
-from drwatch.reports.evidence import Finding, Period, Policies, ResourceEvidence, UnitEvidence
+from drwatch.reports.evidence import (
+    Finding,
+    FlowEvidence,
+    Period,
+    Policies,
+    ResourceEvidence,
+    UnitEvidence,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +64,16 @@ class PerUnit:
     population: ClassVar[str] = "units"
 
 
-ControlCheck = PerResource | PerTier | PerUnit
+@dataclass(frozen=True, slots=True)
+class PerFlow:
+    """A control judged once per replication flow (source to destination)."""
+
+    control_id: str
+    check: Callable[[FlowEvidence, Period, Policies], Finding]
+    population: ClassVar[str] = "flows"
+
+
+ControlCheck = PerResource | PerTier | PerUnit | PerFlow
 
 CHECKS: Final[tuple[ControlCheck, ...]] = (
     PerResource("DRW-01", resource_protected),
@@ -68,7 +85,7 @@ CHECKS: Final[tuple[ControlCheck, ...]] = (
     PerResource("DRW-07", cross_region_copy),
     PerResource("DRW-08", cross_account_copy),
     PerResource("DRW-09", job_success),
-    PerResource("DRW-10", replication_lag),
+    PerFlow("DRW-10", replication_lag),
     PerResource("DRW-11", restore_cadence),
     PerResource("DRW-12", restore_time),
     PerTier("DRW-13", drill_per_tier),
@@ -79,6 +96,9 @@ CHECKS_BY_ID: Final[Mapping[str, ControlCheck]] = MappingProxyType(
 )
 RESOURCE_CHECKS: Final[tuple[PerResource, ...]] = tuple(
     check for check in CHECKS if isinstance(check, PerResource)
+)
+FLOW_CHECKS: Final[tuple[PerFlow, ...]] = tuple(
+    check for check in CHECKS if isinstance(check, PerFlow)
 )
 
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from drwatch.reports.catalogue import Status
-from drwatch.reports.controls.common import finding, local, mechanism, not_observed
+from drwatch.reports.controls.common import (
+    finding,
+    has_points,
+    local,
+    mechanism,
+    not_observed,
+    time_text,
+)
 from drwatch.reports.evidence import Finding, Period, Policies, ResourceEvidence
 from drwatch.reports.render import format_duration, format_percent
 
@@ -11,6 +18,8 @@ from drwatch.reports.render import format_duration, format_percent
 def resource_protected(resource: ResourceEvidence, period: Period, policies: Policies) -> Finding:
     """DRW-01: a restorable point at all observed times."""
     observed = resource.figures.observed_seconds
+    if observed == 0 and resource.instant is not None:
+        return _at_instant(resource, resource.instant)
     if observed == 0:
         return not_observed("DRW-01", resource)
     unprotected = resource.figures.unprotected_seconds
@@ -38,4 +47,24 @@ def resource_protected(resource: ResourceEvidence, period: Period, policies: Pol
         first_seen=bad_days[0],
         duration_seconds=unprotected,
         open=bad_days[-1] == max(resource.daily),
+    )
+
+
+def _at_instant(resource: ResourceEvidence, moment: int) -> Finding:
+    """A resource whose observations in the period cover no time: protected when seen?"""
+    held = [i for i in local(resource) if i.start <= moment <= i.end and i.value.get("enabled")]
+    mechanisms = sorted({mechanism(i) for i in held if has_points(i)})
+    seen = f"observed at one instant only in the period ({time_text(moment)})"
+    if mechanisms:
+        return finding(
+            "DRW-01", resource, Status.PASS, f"{seen}: restorable point ({', '.join(mechanisms)})"
+        )
+    return finding(
+        "DRW-01",
+        resource,
+        Status.FAIL,
+        f"{seen}: no restorable point then",
+        first_seen=moment,
+        duration_seconds=0,
+        open=True,
     )

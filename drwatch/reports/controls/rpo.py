@@ -1,10 +1,24 @@
 """DRW-02: the recovery point age stays within the tier RPO (share of the observed time in
-compliance, worst age)."""
+compliance, worst age).
+
+The ages over time are `drwatch.history.figures`' (rules in `drwatch.history.coverage`):
+a continuously advancing mechanism is held at its lag between two polls that saw it move,
+a discrete point ages linearly, and time no successful poll covered is not observed (it
+counts against DRW-14, never as a breach here). A resource seen only at an instant is
+judged at that instant.
+"""
 
 from __future__ import annotations
 
 from drwatch.reports.catalogue import Status
-from drwatch.reports.controls.common import day_text, finding, not_observed
+from drwatch.reports.controls.common import (
+    day_text,
+    finding,
+    is_copy,
+    not_observed,
+    point_epoch,
+    time_text,
+)
 from drwatch.reports.evidence import Finding, Period, Policies, ResourceEvidence
 from drwatch.reports.render import format_duration, format_percent
 
@@ -14,6 +28,8 @@ def rpo_met(resource: ResourceEvidence, period: Period, policies: Policies) -> F
     figures = resource.figures
     observed = figures.observed_seconds
     if observed == 0:
+        if resource.instant is not None:
+            return _at_instant(resource, resource.instant, policies)
         return not_observed("DRW-02", resource)
     parameters = policies.parameters
     target = policies.rpo.rpo_for(resource.tier)
@@ -36,18 +52,6 @@ def rpo_met(resource: ResourceEvidence, period: Period, policies: Policies) -> F
         f"within RPO"
     )
     interval = resource.poll_interval_seconds
-    # Evidence has poll resolution: a point is credited from the poll that saw it. Polls
-    # sparser than the RPO cannot show compliance; they still prove a violation when the
-    # age exceeded the RPO by more than a poll interval.
-    if interval > target and figures.worst_age_seconds - interval <= target:
-        return finding(
-            "DRW-02",
-            resource,
-            Status.INSUFFICIENT,
-            f"polled every {format_duration(interval)}, longer than the "
-            f"{format_duration(target)} RPO: compliance cannot be shown at this resolution; "
-            f"{facts}",
-        )
     coverage = _coverage(resource)
     if coverage < parameters.monitoring_coverage:
         return finding(
@@ -60,7 +64,53 @@ def rpo_met(resource: ResourceEvidence, period: Period, policies: Policies) -> F
         )
     if share >= parameters.rpo_compliance:
         return finding("DRW-02", resource, Status.PASS, facts)
+    # A discrete point is credited from the poll that saw it, so polls sparser than the RPO
+    # prove nothing by themselves: an age beyond the RPO by less than a poll interval may be
+    # a point made between the polls. A larger excess is a proven violation.
+    if interval > target and figures.worst_age_seconds - interval <= target:
+        return finding(
+            "DRW-02",
+            resource,
+            Status.INSUFFICIENT,
+            f"polled every {format_duration(interval)}, longer than the "
+            f"{format_duration(target)} RPO, and nothing proves compliance in between (no "
+            f"continuously advancing mechanism seen moving); {facts}",
+        )
     return _late(resource, f"{facts} (required {format_percent(parameters.rpo_compliance)})")
+
+
+def _at_instant(resource: ResourceEvidence, moment: int, policies: Policies) -> Finding:
+    """A resource whose observations in the period cover no time: its age when seen."""
+    target = policies.rpo.rpo_for(resource.tier)
+    points = [
+        point
+        for item in resource.recovery
+        if item.start <= moment <= item.end
+        and not is_copy(resource, item)
+        and item.value.get("enabled")
+        and (point := point_epoch(item.value, "newest_point")) is not None
+    ]
+    seen = f"observed at one instant only in the period ({time_text(moment)})"
+    if not points:
+        return finding(
+            "DRW-02",
+            resource,
+            Status.FAIL,
+            f"{seen}: no restorable point then (see DRW-01); target {format_duration(target)}",
+            first_seen=moment,
+            duration_seconds=0,
+            open=True,
+        )
+    age = max(moment - max(points), 0)
+    facts = (
+        f"{seen}: recovery point age {format_duration(age)} then against "
+        f"{format_duration(target)} target ({_tier_text(resource, policies)})"
+    )
+    if age <= target:
+        return finding("DRW-02", resource, Status.PASS, facts)
+    return finding(
+        "DRW-02", resource, Status.FAIL, facts, first_seen=moment, duration_seconds=0, open=True
+    )
 
 
 def _worst_day(resource: ResourceEvidence) -> int:
@@ -72,9 +122,11 @@ def _worst_day(resource: ResourceEvidence) -> int:
 
 
 def _coverage(resource: ResourceEvidence) -> float:
-    """The share of its lifetime in the period the resource was observed (1 if unknown)."""
+    """The share of its lifetime in the period the resource was seen by polls (1 if
+    unknown). Time its unit's polls failed or stopped (unwatched) is DRW-14's, not this."""
     if resource.lifetime_seconds and resource.lifetime_known:
-        return resource.figures.observed_seconds / resource.lifetime_seconds
+        figures = resource.figures
+        return (figures.observed_seconds + figures.unwatched_seconds) / resource.lifetime_seconds
     return 1.0
 
 
@@ -83,7 +135,7 @@ def _late(resource: ResourceEvidence, facts: str) -> Finding:
     late_days = sorted(
         d for d, f in resource.daily.items() if f.within_rpo_seconds < f.observed_seconds
     )
-    last_day = max(resource.daily)
+    last_day = max(resource.daily, default=None)
     return finding(
         "DRW-02",
         resource,
