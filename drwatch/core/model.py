@@ -366,6 +366,17 @@ class UnitRun:
     error_code: str = ""
     error_message: str = ""
     api_calls: Mapping[str, int] = field(default_factory=dict)
+    # Records the mapping skipped, by reason, and optional features by state ("available",
+    # "unavailable" here, "failed" this poll): a successful run may still be partial.
+    records_skipped: Mapping[str, int] = field(default_factory=dict)
+    features: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """Succeeded without some records or some optional feature (failed this poll)."""
+        return self.success and (
+            any(self.records_skipped.values()) or "failed" in self.features.values()
+        )
 
 
 @dataclass(frozen=True, slots=True)

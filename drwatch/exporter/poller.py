@@ -59,6 +59,8 @@ class UnitStatus:
     runs: int
     skipped: int
     errors_by_code: Mapping[str, int]
+    # Records skipped by the unit's runs since start, by reason (a counter).
+    records_skipped: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -79,6 +81,7 @@ class _UnitState:
     runs: int = 0
     skipped: int = 0
     errors_by_code: Counter[str] = field(default_factory=Counter)
+    records_skipped: Counter[str] = field(default_factory=Counter)
 
 
 RunUnit = Callable[[UnitSchedule], UnitResult]  # runner.UnitRunner is the real one
@@ -219,6 +222,7 @@ class Poller:
             state.running = False
             state.runs += 1
             state.last_run = run
+            state.records_skipped.update(run.records_skipped)
             if run.success:
                 state.last_success = run.started
                 state.last_success_monotonic = self._clock.monotonic()
@@ -246,6 +250,7 @@ class Poller:
             runs=state.runs,
             skipped=state.skipped,
             errors_by_code=dict(state.errors_by_code),
+            records_skipped=dict(state.records_skipped),
         )
 
     @property

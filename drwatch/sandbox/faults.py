@@ -15,6 +15,11 @@ passes the request through. Kinds of fault (`FaultRule.kind`):
 - "drop": close the connection at once without an answer, as a crashed endpoint or a
   refusing proxy does (botocore: `ConnectionClosedError`). A refused TCP connect cannot be
   scoped to one operation on a shared port: point a client at a closed port for that.
+- "html": an HTML page with `http_status` (an endpoint without the operation, a proxy).
+- "remove_field": pass the request on, then remove `field` from the answer's records (only
+  from the record with a member equal to `record`, if set); see record_faults.py. An
+  operation made unavailable is an "error" rule: `UnknownOperation` 400, `InternalFailure`
+  500 or an "html" 404.
 
 Rules can be changed in-process (`sandbox.faults.add(...)`) or over HTTP on the same port, so
 a demo or a benchmark running in another process can steer them:
@@ -47,9 +52,10 @@ from drwatch.sandbox.awsprotocol import (
     read_body,
     render_error,
 )
+from drwatch.sandbox.record_faults import html_reply, remove_fields
 
 CONTROL_PATH = "/_drwatch/faults"
-FAULT_KINDS = ("error", "timeout", "drop")
+FAULT_KINDS = ("error", "timeout", "drop", "html", "remove_field")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[WsgiEnviron, StartResponse], Iterable[bytes]]
@@ -75,6 +81,8 @@ class FaultRule:
     latency_seconds: float = 0.0
     kind: str = "error"  # see the module doc: error, timeout, drop
     access_key: str | None = None  # only requests signed with this access key id
+    field: str | None = None  # kind "remove_field": the member to remove
+    record: str | None = None  # kind "remove_field": only the record with this id/name/ARN
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -87,6 +95,8 @@ class FaultRule:
             raise ValueError(f"http_status: must be an HTTP status, got {self.http_status}")
         if self.kind == "error" and not self.error_code and self.latency_seconds == 0:
             raise ValueError("error_code: empty is only allowed with latency_seconds > 0")
+        if (self.kind == "remove_field") != bool(self.field):
+            raise ValueError("field: required with kind remove_field, and only with it")
 
     def matches(self, scope: RequestScope, account_id: str | None) -> bool:
         """Scope check only; the probability roll is the injector's."""
@@ -145,6 +155,8 @@ def _check_json_types(data: Mapping[str, Any]) -> None:
         "latency_seconds": (int, float),
         "kind": (str,),
         "access_key": (str, type(None)),
+        "field": (str, type(None)),
+        "record": (str, type(None)),
     }
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, expected[name]):
@@ -191,12 +203,24 @@ class FaultInjector:
         latency = 0.0
         with self._lock:
             for rule in self._rules:
+                if rule.kind == "remove_field":
+                    continue  # applied to the answer: see field_removals
                 if not rule.matches(scope, account_id) or not self._fires(rule):
                     continue
                 latency += rule.latency_seconds
                 if rule.error_code or rule.kind != "error":
                     return FaultDecision(latency, rule)
         return FaultDecision(latency, None)
+
+    def field_removals(
+        self, scope: RequestScope, account_id: str | None
+    ) -> list[tuple[str, str | None]]:
+        """(field, record) of every "remove_field" rule that matches the request."""
+        return [
+            (rule.field, rule.record)
+            for rule in self.rules
+            if rule.kind == "remove_field" and rule.field and rule.matches(scope, account_id)
+        ]
 
     def _fires(self, rule: FaultRule) -> bool:
         # Certain rules do not draw, so adding one never shifts the sequence of the others.
@@ -232,10 +256,42 @@ class FaultMiddleware:
         if decision.latency_seconds > 0:
             self._sleep(decision.latency_seconds)
         if decision.error is None:
+            removals = self._injector.field_removals(scope, account_id)
+            if removals:
+                return self._rewritten(environ, start_response, removals)
             return self._app(environ, start_response)
+        if decision.error.kind == "html":
+            return _send(html_reply(decision.error.http_status), start_response)
         if decision.error.kind != "error":
             return _drop_connection(environ, start_response)
         return _send(self._error_reply(scope, decision.error), start_response)
+
+    def _rewritten(
+        self,
+        environ: WsgiEnviron,
+        start_response: StartResponse,
+        removals: list[tuple[str, str | None]],
+    ) -> Iterable[bytes]:
+        """moto's answer with the fields removed (Content-Length recomputed)."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda _data: None
+
+        chunks = self._app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        if str(captured["status"]).startswith("2"):
+            body = remove_fields(body, content_type, removals)
+        start_response(captured["status"], [*headers, ("Content-Length", str(len(body)))])
+        return [body]
 
     def _account_of(self, scope: RequestScope) -> str | None:
         # Resolving walks moto's IAM state, so only do it when a rule cares.

@@ -46,9 +46,7 @@ MASTER_PASSWORD = "sandbox-only-password"  # noqa: S105 - a fake database in a f
 def seed_databases(sandbox: Sandbox, plan: FleetPlan) -> None:
     """The RDS part of `seed.seed_fleet` alone (benchmarks size the other services themselves)."""
     install_moto_extensions()
-    clients = {
-        unit: sandbox.client("rds", unit[1], account_id=unit[0]) for unit in plan.spec.units
-    }
+    clients = {unit: sandbox.client("rds", unit[1], account_id=unit[0]) for unit in plan.spec.units}
     with ThreadPoolExecutor(max_workers=SEED_WORKERS) as pool:
         _run_all(pool.map(lambda db: _create_through_api(clients, db), plan.databases))
         _align_backends(plan)

@@ -102,9 +102,7 @@ class Sandbox:
             threaded=True,
             request_handler=QuietRequestHandler,
         )
-        self._thread = threading.Thread(
-            target=self._serve, name="drwatch-sandbox", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="drwatch-sandbox", daemon=True)
         self._thread.start()
         return self
 

@@ -33,6 +33,8 @@ def validate_response(parsed: Mapping[str, Any], model: OperationModel, **kwargs
     """
     if "Error" in parsed or model.output_shape is None:
         return
+    if int(parsed.get("ResponseMetadata", {}).get("HTTPStatusCode", 200)) >= 300:
+        return  # an error page botocore could not read as an AWS error (HTML 404)
     # ResponseMetadata is added by botocore's parser and is not part of any output shape.
     body = {key: value for key, value in parsed.items() if key != "ResponseMetadata"}
     report = ParamValidator().validate(body, model.output_shape)

@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 
 from drwatch.core.model import (
@@ -41,6 +42,7 @@ from drwatch.core.model import (
 )
 from drwatch.exporter.collectors.backup_arns import is_local, resource_ref
 from drwatch.exporter.collectors.backup_jobs import (
+    COPY_JOBS,
     JOB_KINDS,
     JobKind,
     JobWindow,
@@ -51,6 +53,7 @@ from drwatch.exporter.collectors.backup_jobs import (
     summary_counts,
 )
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext, UnitDeadlineError
+from drwatch.exporter.collectors.isolation import MALFORMED_FIELD, RecordError, require
 
 SERVICE = "backup"
 PAGE_SIZE = 1000  # MaxResults upper bound of every AWS Backup list call
@@ -78,6 +81,10 @@ class BackupRecords:
 
 
 class BackupCollector:
+    """Core: vaults, recovery points, protected resources, jobs, plans and selections.
+    Optional: job summaries (feature `job_summaries`) and restore testing plans
+    (`restore_testing`), not offered in every region or partition."""
+
     name: ClassVar[str] = "backup"
     iam_actions: ClassVar[tuple[str, ...]] = (
         "backup:ListBackupVaults",
@@ -142,11 +149,17 @@ class BackupCollector:
             vaults=vaults,
             recovery_points=points,
             protected_resources=tuple(paginate(ctx, client, "list_protected_resources", "Results")),
-            job_summaries=tuple(job_summaries(ctx, client)),
+            job_summaries=ctx.optional(
+                "job_summaries", lambda: tuple(job_summaries(ctx, client)), ()
+            ),
             plans=plans,
             selections=selections,
-            restore_testing_plans=tuple(
-                paginate(ctx, client, "list_restore_testing_plans", "RestoreTestingPlans")
+            restore_testing_plans=ctx.optional(
+                "restore_testing",
+                lambda: tuple(
+                    paginate(ctx, client, "list_restore_testing_plans", "RestoreTestingPlans")
+                ),
+                (),
             ),
         )
         # State changes only once every call has succeeded: a failed poll re-reads next time.
@@ -163,7 +176,7 @@ class BackupCollector:
         window_jobs: dict[str, tuple[Record, ...]] = {}
         new_jobs: dict[str, tuple[Record, ...]] = {}
         latest: dict[str, tuple[Record, ...]] = {}
-        protected = {str(r["ResourceArn"]) for r in records.protected_resources}
+        protected = {str(r.get("ResourceArn", "")) for r in records.protected_resources}
         for kind in JOB_KINDS:
             window = self.window(ctx.account_id, ctx.region, kind.name)
             new_jobs[kind.name] = tuple(window.merge(kind, read[kind.name], ctx.now, self.lookback))
@@ -208,28 +221,91 @@ def job_summaries(ctx: CollectContext, client: Any) -> Iterator[Record]:
 
 
 def observe(records: BackupRecords, ctx: ObserveContext) -> Observations:
-    locked = {str(v["BackupVaultName"]): bool(v.get("Locked", False)) for v in records.vaults}
+    skips = ctx.collection
+    vaults = skips.keep(records.vaults, vault_id, lambda v: require(v, "BackupVaultName"))
+    points = skips.keep(
+        records.recovery_points, lambda p: p.get("RecoveryPointArn"), lambda p: check_point(p, ctx)
+    )
+    protected = skips.keep(
+        records.protected_resources,
+        lambda r: r.get("ResourceArn"),
+        lambda r: resource_ref(str(require(r, "ResourceArn")), ctx),
+    )
+    locked = {str(v["BackupVaultName"]): bool(v.get("Locked", False)) for v in vaults}
     selected = selection_matcher(records.selections)
-    testing_plans = {
-        str(p["RestoreTestingPlanArn"]): str(p["RestoreTestingPlanName"])
-        for p in records.restore_testing_plans
-    }
+    testing_plans = dict(
+        skips.each(
+            records.restore_testing_plans,
+            lambda p: p.get("RestoreTestingPlanArn") or p.get("RestoreTestingPlanName"),
+            lambda p: (
+                str(require(p, "RestoreTestingPlanArn")),
+                str(require(p, "RestoreTestingPlanName")),
+            ),
+        )
+    )
+    new_jobs = records.new_jobs
     return Observations(
-        recovery_states=tuple(recovery_states(records.recovery_points, locked, selected, ctx)),
+        recovery_states=tuple(recovery_states(points, locked, selected, ctx)),
         job_events=tuple(
-            job_event(kind, item, ctx, testing_plans)
+            event
             for kind in JOB_KINDS
-            for item in records.new_jobs.get(kind.name, ())
-            # History places every job in time; one without a creation date cannot be placed.
-            if item.get("CreationDate") is not None
+            for event in skips.each(
+                new_jobs.get(kind.name, ()),
+                partial(job_id, kind),
+                partial(job_event_of, kind, ctx, testing_plans),
+            )
         ),
-        vault_states=tuple(vault_state(v, records.recovery_points, ctx) for v in records.vaults),
+        vault_states=tuple(vault_state(v, points, ctx) for v in vaults),
         job_counts=tuple(job_counts(records.window_jobs, ctx)),
         job_summaries=tuple(summary_counts(records.job_summaries, ctx)),
-        resource_job_states=tuple(resource_job_states(records.latest_jobs, ctx, testing_plans)),
-        backup_coverage=tuple(coverage(records.protected_resources, selected, ctx)),
+        resource_job_states=tuple(
+            resource_job_states(usable_latest_jobs(records.latest_jobs, ctx), ctx, testing_plans)
+        ),
+        backup_coverage=tuple(coverage(protected, selected, ctx)),
         plan_rules=tuple(plan_rules(records.plans, records.selections, ctx)),
     )
+
+
+def vault_id(vault: Record) -> Any:
+    return vault.get("BackupVaultArn") or vault.get("BackupVaultName")
+
+
+def check_point(point: Record, ctx: ObserveContext) -> None:
+    """Raises for a recovery point that cannot be attributed to a resource and a vault."""
+    resource_ref(str(require(point, "ResourceArn")), ctx)
+    require(point, "BackupVaultName")
+
+
+def usable_latest_jobs(
+    latest: Mapping[str, Iterable[Record]], ctx: ObserveContext
+) -> dict[str, list[Record]]:
+    """The newest jobs whose resource (and, for copies, destination) ARNs parse."""
+
+    def check(kind: JobKind, item: Record) -> None:
+        arn = str(item.get(kind.resource_key, ""))
+        if arn:
+            resource_ref(arn, ctx)
+        if kind is COPY_JOBS:
+            destination = str(require(item, "DestinationBackupVaultArn")).split(":")
+            if len(destination) < 6:
+                raise RecordError(MALFORMED_FIELD, "DestinationBackupVaultArn is no ARN")
+
+    return {
+        kind.name: ctx.collection.keep(
+            latest.get(kind.name, ()), partial(job_id, kind), partial(check, kind)
+        )
+        for kind in JOB_KINDS
+    }
+
+
+def job_id(kind: JobKind, item: Record) -> Any:
+    return item.get(kind.id_key)
+
+
+def job_event_of(
+    kind: JobKind, ctx: ObserveContext, testing_plans: Mapping[str, str], item: Record
+) -> Any:
+    return job_event(kind, item, ctx, testing_plans)
 
 
 def delete_after_days(point: Record) -> int | None:
@@ -310,7 +386,10 @@ def vault_state(vault: Record, points: Iterable[Record], ctx: ObserveContext) ->
         incomplete_points=sum(1 for p in mine if p.get("Status") in INCOMPLETE_POINT_STATUSES),
         never_expire_points=sum(1 for p in restorable if delete_after_days(p) is None),
         unencrypted_points=sum(1 for p in restorable if not p.get("IsEncrypted")),
-        oldest_point=min((p["CreationDate"] for p in restorable), default=None),
+        oldest_point=min(
+            (p["CreationDate"] for p in restorable if p.get("CreationDate") is not None),
+            default=None,
+        ),
     )
 
 
@@ -363,27 +442,37 @@ def plan_rules(
     plans: Iterable[Record], selections: Iterable[Record], ctx: ObserveContext
 ) -> list[PlanRuleState]:
     per_plan = Counter(str(s.get("BackupPlanId", "")) for s in selections)
-    rules = []
-    for plan in plans:
-        document = plan.get("BackupPlan") or {}
-        name = str(document.get("BackupPlanName", plan.get("BackupPlanId", "")))
-        for rule in document.get("Rules") or ():
-            lifecycle = rule.get("Lifecycle") or {}
-            copies = (str(c["DestinationBackupVaultArn"]) for c in rule.get("CopyActions") or ())
-            destinations = tuple(sorted((a.split(":")[4], a.split(":")[3]) for a in copies))
-            rules.append(
-                PlanRuleState(
-                    account_id=ctx.account_id,
-                    region=ctx.region,
-                    plan=name,
-                    rule=str(rule["RuleName"]),
-                    vault=str(rule["TargetBackupVaultName"]),
-                    schedule=str(rule.get("ScheduleExpression", "")),
-                    continuous=bool(rule.get("EnableContinuousBackup", False)),
-                    delete_after_days=lifecycle.get("DeleteAfterDays"),
-                    cold_after_days=lifecycle.get("MoveToColdStorageAfterDays"),
-                    copy_destinations=destinations,
-                    selections=per_plan[str(plan.get("BackupPlanId", ""))],
-                )
-            )
+    rules = [
+        rule
+        for plan_rules_ in ctx.collection.each(
+            plans, lambda p: p.get("BackupPlanArn"), lambda p: rules_of_plan(p, per_plan, ctx)
+        )
+        for rule in plan_rules_
+    ]
     return sorted(rules, key=lambda r: (r.plan, r.rule))
+
+
+def rules_of_plan(plan: Record, per_plan: Counter[str], ctx: ObserveContext) -> list[PlanRuleState]:
+    rules = []
+    document = plan.get("BackupPlan") or {}
+    name = str(document.get("BackupPlanName", plan.get("BackupPlanId", "")))
+    for rule in document.get("Rules") or ():
+        lifecycle = rule.get("Lifecycle") or {}
+        copies = (str(c["DestinationBackupVaultArn"]) for c in rule.get("CopyActions") or ())
+        destinations = tuple(sorted((a.split(":")[4], a.split(":")[3]) for a in copies))
+        rules.append(
+            PlanRuleState(
+                account_id=ctx.account_id,
+                region=ctx.region,
+                plan=name,
+                rule=str(rule["RuleName"]),
+                vault=str(rule["TargetBackupVaultName"]),
+                schedule=str(rule.get("ScheduleExpression", "")),
+                continuous=bool(rule.get("EnableContinuousBackup", False)),
+                delete_after_days=lifecycle.get("DeleteAfterDays"),
+                cold_after_days=lifecycle.get("MoveToColdStorageAfterDays"),
+                copy_destinations=destinations,
+                selections=per_plan[str(plan.get("BackupPlanId", ""))],
+            )
+        )
+    return rules

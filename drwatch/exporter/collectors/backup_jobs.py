@@ -17,6 +17,7 @@ from typing import Any
 from drwatch.core.model import JobCount, JobEvent, ResourceJobState, ResourceRef
 from drwatch.exporter.collectors.backup_arns import is_local, resource_ref
 from drwatch.exporter.collectors.base import ObserveContext
+from drwatch.exporter.collectors.isolation import require
 
 # AWS's job lists can show a job a little after its CompletionDate; re-reading a short
 # overlap costs a few items per poll and never misses one (duplicates are dropped by id).
@@ -175,11 +176,12 @@ def job_event(
     arn = str(item.get(kind.resource_key, ""))
     plan_arn = testing_plan_arn(item)
     return JobEvent(
-        job_id=str(item[kind.id_key]),
+        job_id=str(require(item, kind.id_key)),
         kind=kind.name,
         state=str(item.get(kind.state_key, "")),
         ref=resource_ref(arn, ctx) if arn else None,
-        created=item["CreationDate"],
+        # History places every job in time; one without a creation date cannot be placed.
+        created=require(item, "CreationDate"),
         completed=item.get("CompletionDate"),
         message_category=str(item.get("MessageCategory", "")),
         size_bytes=int(item.get("BackupSizeInBytes") or 0),

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from drwatch.config import Config, TierConfig
 from drwatch.core.model import Observations
+from drwatch.exporter.collectors.isolation import Collection
+
+T = TypeVar("T")
 
 # The largest page every List/Describe API in use accepts; fewer pages = fewer calls.
 MAX_PAGE_SIZE = 100
@@ -32,6 +35,9 @@ class ObserveContext:
     region: str
     now: datetime
     tiers: TierConfig
+    # Skipped records and optional features of this run (see isolation.py); a throwaway
+    # one when the mapping runs alone (tests).
+    collection: Collection = field(default_factory=Collection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,10 @@ class CollectContext:
 
     def client(self, service: str) -> Any:
         return self.client_for(service)
+
+    def optional(self, feature: str, call: Callable[[], T], default: T) -> T:
+        """An optional call: unavailable or failing, it yields `default`, not a failed unit."""
+        return self.observe.collection.optional(feature, call, default)
 
     def client_in(self, service: str, region: str) -> Any:
         """A client of the unit's account in `region` (the unit's own client if it is)."""

@@ -181,13 +181,18 @@ def observe(records: DynamoDbRecords, ctx: ObserveContext) -> Observations:
     backups_by_table = group_backups(records.backups)
     resources: list[Resource] = []
     states: list[RecoveryState] = []
-    for table in records.tables:
+
+    def mapped(table: TableRecord) -> tuple[Resource, list[RecoveryState]]:
         resource = resource_of(table, ctx)
-        resources.append(resource)
-        states.append(pitr_state(resource.ref, table.continuous_backups, ctx))
+        own_states = [pitr_state(resource.ref, table.continuous_backups, ctx)]
         own = backups_by_table.get(table.name, ())
         if own:
-            states.append(on_demand_state(resource.ref, own, ctx))
+            own_states.append(on_demand_state(resource.ref, own, ctx))
+        return resource, own_states
+
+    for resource, own_states in ctx.collection.each(records.tables, lambda t: t.arn, mapped):
+        resources.append(resource)
+        states.extend(own_states)
     return Observations(resources=tuple(resources), recovery_states=tuple(states))
 
 

@@ -29,6 +29,7 @@ from drwatch.core.model import Mechanism, Observations, RecoveryState, Resource,
 from drwatch.core.units import GIB
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext, sorted_tags, tags_of
 from drwatch.exporter.collectors.dynamodb import partition_of
+from drwatch.exporter.collectors.isolation import require
 
 SERVICE = "ec2"
 RESOURCE_TYPE = "volume"
@@ -69,14 +70,28 @@ def fetch(ctx: CollectContext) -> EbsRecords:
 
 
 def observe(records: EbsRecords, ctx: ObserveContext) -> Observations:
-    by_volume = snapshots_by_volume(records.snapshots)
+    skips = ctx.collection
+    by_volume = snapshots_by_volume(
+        skips.keep(records.snapshots, lambda s: s.get("SnapshotId"), check_snapshot)
+    )
     resources = []
     states = []
-    for volume in records.volumes:
+
+    def mapped(volume: Record) -> tuple[Resource, RecoveryState]:
         resource = resource_of(volume, ctx)
+        own = by_volume.get(resource.ref.resource_id, ())
+        return resource, snapshot_state(resource.ref, own)
+
+    for resource, state in skips.each(records.volumes, lambda v: v.get("VolumeId"), mapped):
         resources.append(resource)
-        states.append(snapshot_state(resource.ref, by_volume.get(resource.ref.resource_id, ())))
+        states.append(state)
     return Observations(resources=tuple(resources), recovery_states=tuple(states))
+
+
+def check_snapshot(snapshot: Record) -> None:
+    """A completed snapshot is a restorable point only with its time."""
+    if snapshot.get("State") == "completed":
+        require(snapshot, "StartTime")
 
 
 def made_by_aws_backup(snapshot: Record) -> bool:
@@ -93,7 +108,7 @@ def snapshots_by_volume(snapshots: Iterable[Record]) -> dict[str, list[Record]]:
 
 def resource_of(volume: Record, ctx: ObserveContext) -> Resource:
     tags = tags_of(volume.get("Tags"))
-    volume_id = str(volume["VolumeId"])
+    volume_id = str(require(volume, "VolumeId"))
     arn = f"arn:{partition_of(ctx.region)}:ec2:{ctx.region}:{ctx.account_id}:volume/{volume_id}"
     return Resource(
         ref=ResourceRef(ctx.account_id, ctx.region, SERVICE, RESOURCE_TYPE, volume_id),

@@ -35,6 +35,7 @@ from drwatch.core.model import (
     ResourceRef,
 )
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext, sorted_tags, tags_of
+from drwatch.exporter.collectors.isolation import require
 
 SERVICE = "elasticache"
 SERVERLESS_PAGE_SIZE = 50  # MaxResults upper bound of the serverless Describe calls
@@ -57,6 +58,10 @@ class ElastiCacheRecords:
 
 
 class ElastiCacheCollector:
+    """Core: replication groups, cache clusters, node snapshots, tags. Optional: serverless
+    caches and their snapshots (feature `serverless`), global datastores
+    (`global_datastores`): not offered in every region or partition."""
+
     name: ClassVar[str] = "elasticache"
     iam_actions: ClassVar[tuple[str, ...]] = (
         "elasticache:DescribeReplicationGroups",
@@ -80,13 +85,17 @@ def fetch(ctx: CollectContext) -> ElastiCacheRecords:
         for c in ctx.paginate(client, "describe_cache_clusters", "CacheClusters")
         if not c.get("ReplicationGroupId")  # a group's members are the group's
     )
-    serverless = tuple(
-        ctx.paginate(
-            client,
-            "describe_serverless_caches",
-            "ServerlessCaches",
-            page_size=SERVERLESS_PAGE_SIZE,
-        )
+    serverless: tuple[Record, ...] = ctx.optional(
+        "serverless",
+        lambda: tuple(
+            ctx.paginate(
+                client,
+                "describe_serverless_caches",
+                "ServerlessCaches",
+                page_size=SERVERLESS_PAGE_SIZE,
+            )
+        ),
+        (),
     )
     arns = [str(r["ARN"]) for r in (*groups, *clusters, *serverless) if r.get("ARN")]
     return ElastiCacheRecords(
@@ -94,21 +103,29 @@ def fetch(ctx: CollectContext) -> ElastiCacheRecords:
         cache_clusters=clusters,
         serverless_caches=serverless,
         snapshots=tuple(ctx.paginate(client, "describe_snapshots", "Snapshots")),
-        serverless_snapshots=tuple(
-            ctx.paginate(
-                client,
-                "describe_serverless_cache_snapshots",
-                "ServerlessCacheSnapshots",
-                page_size=SERVERLESS_PAGE_SIZE,
-            )
+        serverless_snapshots=ctx.optional(
+            "serverless",
+            lambda: tuple(
+                ctx.paginate(
+                    client,
+                    "describe_serverless_cache_snapshots",
+                    "ServerlessCacheSnapshots",
+                    page_size=SERVERLESS_PAGE_SIZE,
+                )
+            ),
+            (),
         ),
-        global_groups=tuple(
-            ctx.paginate(
-                client,
-                "describe_global_replication_groups",
-                "GlobalReplicationGroups",
-                ShowMemberInfo=True,
-            )
+        global_groups=ctx.optional(
+            "global_datastores",
+            lambda: tuple(
+                ctx.paginate(
+                    client,
+                    "describe_global_replication_groups",
+                    "GlobalReplicationGroups",
+                    ShowMemberInfo=True,
+                )
+            ),
+            (),
         ),
         tags={
             arn: tags_of(client.list_tags_for_resource(ResourceName=arn).get("TagList"))
@@ -155,11 +172,18 @@ def observe(records: ElastiCacheRecords, ctx: ObserveContext) -> Observations:
         (CACHE_CLUSTER, records.cache_clusters),
         (SERVERLESS_CACHE, records.serverless_caches),
     ):
-        for item in items:
+
+        def mapped(item: Record, kind: CacheKind = kind) -> tuple[Resource, list[RecoveryState]]:
             resource = resource_of(kind, item, records, ctx)
-            resources.append(resource)
             own = by_owner.get((kind.resource_type, resource.ref.resource_id), [])
-            states.extend(cache_states(resource.ref, item, kind, own))
+            return resource, cache_states(resource.ref, item, kind, own)
+
+        def identify(item: Record, kind: CacheKind = kind) -> Any:
+            return item.get("ARN") or item.get(kind.id_key)
+
+        for resource, own_states in ctx.collection.each(items, identify, mapped):
+            resources.append(resource)
+            states.extend(own_states)
     return Observations(
         resources=tuple(resources),
         recovery_states=tuple(states),
@@ -170,7 +194,7 @@ def observe(records: ElastiCacheRecords, ctx: ObserveContext) -> Observations:
 def resource_of(
     kind: CacheKind, item: Record, records: ElastiCacheRecords, ctx: ObserveContext
 ) -> Resource:
-    identifier = str(item[kind.id_key])
+    identifier = str(require(item, kind.id_key))
     arn = str(item.get("ARN", ""))
     tags = records.tags_for(arn)
     return Resource(
@@ -281,33 +305,44 @@ def serverless_cache_of(snapshot: Record) -> str:
 
 def global_replication(groups: Iterable[Record], ctx: ObserveContext) -> list[ReplicationState]:
     """Primary groups of this unit replicate to each secondary member of their datastore."""
+    return [
+        state
+        for states in ctx.collection.each(
+            groups,
+            lambda g: g.get("GlobalReplicationGroupId"),
+            lambda g: global_group_replication(g, ctx),
+        )
+        for state in states
+    ]
+
+
+def global_group_replication(group: Record, ctx: ObserveContext) -> list[ReplicationState]:
     states = []
-    for group in groups:
-        members = group.get("Members") or ()
-        primaries = [
-            m
-            for m in members
-            if m.get("Role") == "PRIMARY" and m.get("ReplicationGroupRegion") == ctx.region
-        ]
-        for primary in primaries:
-            source = ResourceRef(
-                ctx.account_id,
-                ctx.region,
-                SERVICE,
-                REPLICATION_GROUP.resource_type,
-                str(primary["ReplicationGroupId"]),
-            )
-            for member in members:
-                if member.get("Role") == "PRIMARY":
-                    continue
-                states.append(
-                    ReplicationState(
-                        kind="elasticache_global",
-                        source=source,
-                        destination_account_id=ctx.account_id,
-                        destination_region=str(member.get("ReplicationGroupRegion", "")),
-                        destination=str(member.get("ReplicationGroupId", "")),
-                        state=str(member.get("Status", "")),
-                    )
+    members = group.get("Members") or ()
+    primaries = [
+        m
+        for m in members
+        if m.get("Role") == "PRIMARY" and m.get("ReplicationGroupRegion") == ctx.region
+    ]
+    for primary in primaries:
+        source = ResourceRef(
+            ctx.account_id,
+            ctx.region,
+            SERVICE,
+            REPLICATION_GROUP.resource_type,
+            str(require(primary, "ReplicationGroupId")),
+        )
+        for member in members:
+            if member.get("Role") == "PRIMARY":
+                continue
+            states.append(
+                ReplicationState(
+                    kind="elasticache_global",
+                    source=source,
+                    destination_account_id=ctx.account_id,
+                    destination_region=str(member.get("ReplicationGroupRegion", "")),
+                    destination=str(member.get("ReplicationGroupId", "")),
+                    state=str(member.get("Status", "")),
                 )
+            )
     return states

@@ -47,6 +47,7 @@ from drwatch.exporter.collectors.cloudwatch import (
     MetricCache,
     newest_metric_values,
 )
+from drwatch.exporter.collectors.isolation import Collection, require
 from drwatch.exporter.collectors.kafka_mm2 import ReaderFactory, observe_flows
 from drwatch.exporter.kafka_client import KafkaReader, client_settings
 
@@ -103,7 +104,9 @@ class KafkaCollector:
 
     def collect(self, ctx: CollectContext) -> Observations:
         kafka = ctx.config.kafka if ctx.config is not None else KafkaConfig()
-        observed = observe_msk(self.fetch(ctx), ctx.observe.account_id, ctx.observe.region)
+        observed = observe_msk(
+            self.fetch(ctx), ctx.observe.account_id, ctx.observe.region, ctx.observe.collection
+        )
         flows = [
             f
             for f in kafka.mirrormaker2
@@ -132,29 +135,30 @@ class KafkaCollector:
 
     def fetch(self, ctx: CollectContext) -> MskRecords:
         kafka = ctx.client("kafka")
-        summaries = list(ctx.paginate(kafka, "list_replicators", "Replicators"))
-        replicators = tuple(
-            kafka.describe_replicator(ReplicatorArn=s["ReplicatorArn"])
-            for s in sorted(summaries, key=lambda s: str(s["ReplicatorName"]))
+        replicators: tuple[Record, ...] = ctx.optional(
+            "replicators", lambda: read_replicators(ctx, kafka), ()
         )
         cloudwatch = ctx.client("cloudwatch")
-        topics = {
-            str(r["ReplicatorName"]): topics_with_metrics(ctx, cloudwatch, str(r["ReplicatorName"]))
-            for r in replicators
-        }
+        named = [r for r in replicators if r.get("ReplicatorName")]
+        topics: dict[str, tuple[str, ...]] = ctx.optional(
+            "metrics",
+            lambda: {
+                str(r["ReplicatorName"]): topics_with_metrics(
+                    ctx, cloudwatch, str(r["ReplicatorName"])
+                )
+                for r in named
+            },
+            {},
+        )
         keys = metric_keys(topics)
         connect = ctx.client("kafkaconnect")
-        connectors = tuple(
-            connect.describe_connector(connectorArn=c["connectorArn"])
-            for c in sorted(
-                ctx.paginate(connect, "list_connectors", "connectors"),
-                key=lambda c: str(c["connectorName"]),
-            )
+        connectors: tuple[Record, ...] = ctx.optional(
+            "connect", lambda: read_connectors(ctx, connect), ()
         )
         return MskRecords(
             replicators=replicators,
             topics=topics,
-            metrics=self._metrics(ctx, cloudwatch, keys),
+            metrics=ctx.optional("metrics", lambda: self._metrics(ctx, cloudwatch, keys), {}),
             connectors=connectors,
         )
 
@@ -166,6 +170,26 @@ class KafkaCollector:
         return self._metric_cache.values(
             unit, keys, now, lambda stale: fetch_metrics(cloudwatch, stale, now)
         )
+
+
+def read_replicators(ctx: CollectContext, kafka: Any) -> tuple[Record, ...]:
+    summaries = [s for s in ctx.paginate(kafka, "list_replicators", "Replicators")]
+    return tuple(
+        kafka.describe_replicator(ReplicatorArn=s["ReplicatorArn"])
+        for s in sorted(summaries, key=lambda s: str(s.get("ReplicatorName", "")))
+        if s.get("ReplicatorArn")
+    )
+
+
+def read_connectors(ctx: CollectContext, connect: Any) -> tuple[Record, ...]:
+    return tuple(
+        connect.describe_connector(connectorArn=c["connectorArn"])
+        for c in sorted(
+            ctx.paginate(connect, "list_connectors", "connectors"),
+            key=lambda c: str(c.get("connectorName", "")),
+        )
+        if c.get("connectorArn")
+    )
 
 
 def topics_with_metrics(ctx: CollectContext, cloudwatch: Any, replicator: str) -> tuple[str, ...]:
@@ -227,11 +251,18 @@ def metric_query(query_id: str, key: KafkaMetricKey) -> dict[str, Any]:
 # --- the pure mapping --------------------------------------------------------------------
 
 
-def observe_msk(records: MskRecords, account_id: str, region: str) -> Observations:
+def observe_msk(
+    records: MskRecords, account_id: str, region: str, collection: Collection | None = None
+) -> Observations:
     replicators: list[KafkaReplicatorState] = []
     topics: list[KafkaTopicState] = []
     replications: list[ReplicationState] = []
-    for described in records.replicators:
+    usable = (collection or Collection()).keep(
+        records.replicators,
+        lambda r: r.get("ReplicatorArn") or r.get("ReplicatorName"),
+        lambda r: require(r, "ReplicatorName"),
+    )
+    for described in usable:
         name = str(described["ReplicatorName"])
         for info in described.get("ReplicationInfoList", ()):
             ref = KafkaFlowRef(

@@ -27,6 +27,7 @@ from drwatch.core.model import (
 )
 from drwatch.core.units import GIB
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext, sorted_tags, tags_of
+from drwatch.exporter.collectors.isolation import MISSING_FIELD, RecordError, require
 
 SERVICE = "rds"
 Record = Mapping[str, Any]
@@ -44,6 +45,9 @@ class RdsRecords:
 
 
 class RdsCollector:
+    """Core: the instance, cluster and snapshot lists. Optional: automated backups (feature
+    `automated_backups`: restore windows and cross-region backup replication)."""
+
     name: ClassVar[str] = "rds"
     iam_actions: ClassVar[tuple[str, ...]] = (
         "rds:DescribeDBInstances",
@@ -66,10 +70,14 @@ def fetch(ctx: CollectContext) -> RdsRecords:
         cluster_snapshots=tuple(
             ctx.paginate(client, "describe_db_cluster_snapshots", "DBClusterSnapshots")
         ),
-        automated_backups=tuple(
-            ctx.paginate(
-                client, "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups"
-            )
+        automated_backups=ctx.optional(
+            "automated_backups",
+            lambda: tuple(
+                ctx.paginate(
+                    client, "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups"
+                )
+            ),
+            (),
         ),
     )
 
@@ -86,14 +94,28 @@ DB_CLUSTER = DatabaseKind("db_cluster", "DBClusterIdentifier", "DBClusterArn")
 
 
 def observe(records: RdsRecords, ctx: ObserveContext) -> Observations:
-    window_starts = local_restore_window_starts(records.automated_backups, ctx.region)
+    skips = ctx.collection
+    located = list(
+        skips.each(
+            records.automated_backups,
+            lambda b: b.get("DBInstanceAutomatedBackupsArn") or b.get("DbiResourceId"),
+            lambda b: (b, backup_source_region(b)),
+        )
+    )
+    local = [b for b, region in located if region == ctx.region]
+    window_starts = local_restore_window_starts(local)
     # A cluster member's backups belong to its cluster.
     standalone = [i for i in records.instances if not i.get("DBClusterIdentifier")]
-    cluster_snapshots = [normalise_cluster_snapshot(s) for s in records.cluster_snapshots]
+    snapshots = skips.keep(records.snapshots, snapshot_id, check_snapshot)
+    cluster_snapshots = skips.keep(
+        (normalise_cluster_snapshot(s) for s in records.cluster_snapshots),
+        snapshot_id,
+        check_snapshot,
+    )
     instances = observe_databases(
         DB_INSTANCE,
         standalone,
-        records.snapshots,
+        snapshots,
         lambda item: window_starts.get(str(item.get("DbiResourceId", ""))),
         ctx,
     )
@@ -104,18 +126,58 @@ def observe(records: RdsRecords, ctx: ObserveContext) -> Observations:
         lambda item: item.get("EarliestRestorableTime"),
         ctx,
     )
-    replicated = [b for b in records.automated_backups if b.get("Region") != ctx.region]
+    replicated = list(
+        skips.each(
+            [b for b, region in located if region != ctx.region],
+            lambda b: b.get("DBInstanceAutomatedBackupsArn") or b.get("DbiResourceId"),
+            lambda b: (replicated_backup_state(b, ctx), replication_of(b, ctx)),
+        )
+    )
     return Observations(
         resources=instances.resources + clusters.resources,
         recovery_states=(
             *instances.recovery_states,
             *clusters.recovery_states,
-            *snapshot_copies(records.snapshots, DB_INSTANCE.resource_type, ctx),
+            *snapshot_copies(snapshots, DB_INSTANCE.resource_type, ctx),
             *snapshot_copies(cluster_snapshots, DB_CLUSTER.resource_type, ctx),
-            *(replicated_backup_state(b, ctx) for b in replicated),
+            *(state for state, _ in replicated),
         ),
-        replication_states=tuple(replication_of(b, ctx) for b in replicated),
+        replication_states=tuple(replication for _, replication in replicated),
     )
+
+
+def backup_source_region(backup: Record) -> str:
+    """The region of the instance an automated backup belongs to.
+
+    `Region` is optional in the API model; the source instance's ARN names the region too.
+    With neither, the record cannot be placed: it is skipped, not taken for a replica.
+    """
+    region = backup.get("Region")
+    if region:
+        return str(region)
+    arn = backup.get("DBInstanceArn")
+    if not arn:
+        raise RecordError(MISSING_FIELD, "Region and DBInstanceArn absent")
+    return arn_region(str(arn))
+
+
+def snapshot_id(snapshot: Record) -> Any:
+    return (
+        snapshot.get("DBSnapshotArn")
+        or snapshot.get("DBClusterSnapshotArn")
+        or snapshot.get("DBSnapshotIdentifier", snapshot.get("DBClusterSnapshotIdentifier"))
+    )
+
+
+def check_snapshot(snapshot: Record) -> None:
+    """Raises for a snapshot the mapping cannot use: a restorable one without its time, or a
+    copy whose source ARN does not parse."""
+    if snapshot.get("Status") == "available":
+        point_time(snapshot)
+    source = snapshot.get("SourceDBSnapshotIdentifier", "")
+    if isinstance(source, str) and source.startswith("arn:"):
+        arn_account(source)
+        arn_region(source)
 
 
 def observe_databases(
@@ -129,19 +191,25 @@ def observe_databases(
     by_identifier = group_by(snapshots, "DBInstanceIdentifier")
     resources: list[Resource] = []
     states: list[RecoveryState] = []
-    for item in items:
+
+    def mapped(item: Record) -> tuple[Resource, list[RecoveryState]]:
         resource = resource_of(item, kind, ctx)
-        resources.append(resource)
         own_snapshots = local_snapshots(by_identifier, resource, ctx)
-        states.extend(
-            recovery_states(resource.ref, item, earliest_restorable(item), own_snapshots, ctx)
+        return resource, recovery_states(
+            resource.ref, item, earliest_restorable(item), own_snapshots, ctx
         )
+
+    for resource, own_states in ctx.collection.each(
+        items, lambda item: item.get(kind.arn_key) or item.get(kind.id_key), mapped
+    ):
+        resources.append(resource)
+        states.extend(own_states)
     return Observations(resources=tuple(resources), recovery_states=tuple(states))
 
 
 def resource_of(item: Record, kind: DatabaseKind, ctx: ObserveContext) -> Resource:
     tags = tags_of(item.get("TagList"))
-    identifier = str(item[kind.id_key])
+    identifier = str(require(item, kind.id_key))
     return Resource(
         ref=ResourceRef(ctx.account_id, ctx.region, SERVICE, kind.resource_type, identifier),
         name=identifier,
@@ -326,25 +394,22 @@ def snapshot_copies(
     ]
 
 
-def local_restore_window_starts(
-    automated_backups: Iterable[Record], region: str
-) -> dict[str, datetime]:
+def local_restore_window_starts(local_backups: Iterable[Record]) -> dict[str, datetime]:
     """Earliest restorable time per DbiResourceId, from this region's own automated backups."""
     starts: dict[str, datetime] = {}
-    for backup in automated_backups:
+    for backup in local_backups:
         earliest = (backup.get("RestoreWindow") or {}).get("EarliestTime")
-        if backup.get("Region") == region and earliest is not None:
+        if earliest is not None:
             starts[str(backup.get("DbiResourceId", ""))] = earliest
     return starts
 
 
 def source_ref_of_replica(backup: Record) -> ResourceRef:
-    source_arn = str(backup["DBInstanceArn"])
-    # Region is optional in the API model; the source instance's ARN names it too.
-    region = backup.get("Region") or source_arn.split(":")[3]
+    # The source's account is only in its ARN: without it the replica cannot be attributed.
+    source_arn = str(require(backup, "DBInstanceArn"))
     return ResourceRef(
         arn_account(source_arn),
-        str(region),
+        backup_source_region(backup),
         SERVICE,
         "db_instance",
         str(backup.get("DBInstanceIdentifier", "")),
@@ -390,8 +455,15 @@ def group_by(items: Iterable[Record], key: str) -> dict[str, list[Record]]:
 
 
 def arn_region(arn: str) -> str:
-    return arn.split(":")[3]
+    return arn_part(arn, 3)
 
 
 def arn_account(arn: str) -> str:
-    return arn.split(":")[4]
+    return arn_part(arn, 4)
+
+
+def arn_part(arn: str, index: int) -> str:
+    parts = arn.split(":")
+    if len(parts) < 6 or not parts[index]:
+        raise RecordError("malformed_field", f"ARN {arn[:100]!r} lacks part {index}")
+    return parts[index]

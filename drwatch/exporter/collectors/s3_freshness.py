@@ -31,6 +31,7 @@ from drwatch.core.model import (
     ResourceRef,
 )
 from drwatch.exporter.collectors.base import CollectContext, ObserveContext
+from drwatch.exporter.collectors.isolation import MISSING_FIELD
 
 SERVICE = "s3"
 RESOURCE_TYPE = "backup_file_set"
@@ -88,9 +89,12 @@ def summarise(ctx: CollectContext, s3: Any, target: FreshnessTarget) -> PrefixSu
         Bucket=target.bucket,
         Prefix=target.prefix,
     ):
-        if str(item["Key"]).endswith("/"):
+        if str(item.get("Key", "")).endswith("/"):
             continue  # a console "folder" marker is no backup file
-        modified: datetime = item["LastModified"]
+        modified: datetime | None = item.get("LastModified")
+        if modified is None:
+            ctx.observe.collection.skip(str(item.get("Key", "?")), MISSING_FIELD, "LastModified")
+            continue
         size = int(item.get("Size", 0))
         count += 1
         total += size

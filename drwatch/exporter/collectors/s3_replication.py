@@ -134,7 +134,11 @@ class S3ReplicationCollector:
             if destination not in regions:
                 regions[destination] = self._destination_location(ctx, s3, destination)
         keys = metric_keys(buckets, regions, ctx.observe.region)
-        return S3Records(buckets=buckets, bucket_regions=regions, metrics=self._metrics(ctx, keys))
+        # Optional: replication metrics (CloudWatch) can fail alone; lag is then unknown.
+        metrics: dict[MetricKey, float] = ctx.optional(
+            "replication_metrics", lambda: self._metrics(ctx, keys), {}
+        )
+        return S3Records(buckets=buckets, bucket_regions=regions, metrics=metrics)
 
     def _region_of(self, ctx: CollectContext, s3: Any, bucket: Record) -> str:
         region = bucket.get("BucketRegion")
@@ -301,7 +305,15 @@ def observe(records: S3Records, ctx: ObserveContext) -> Observations:
     states: list[RecoveryState] = []
     for bucket in records.buckets:
         ref = ResourceRef(ctx.account_id, ctx.region, SERVICE, RESOURCE_TYPE, bucket.name)
-        bucket_rules = [rule_of(ref, r, records.bucket_regions, ctx) for r in rules_of(bucket)]
+        name = bucket.name
+
+        def rule_id(rule: Record, name: str = name) -> str:
+            return f"{name}/{rule.get('ID', '')}"
+
+        def mapped(rule: Record, ref: ResourceRef = ref) -> S3ReplicationRule:
+            return rule_of(ref, rule, records.bucket_regions, ctx)
+
+        bucket_rules = list(ctx.collection.each(rules_of(bucket), rule_id, mapped))
         buckets.append(bucket_state(ref, bucket, len(bucket_rules)))
         if not bucket_rules:
             continue  # only replicated buckets are DR resources of this collector
