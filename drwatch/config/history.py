@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -13,8 +14,12 @@ DEFAULT_HISTORY_PATH: Final = "drwatch-history.db"
 DEFAULT_HISTORY_RAW_DAYS: Final = 35
 DEFAULT_HISTORY_RETENTION_DAYS: Final = 2557
 MAX_HISTORY_DAYS: Final = 36600
+# `serve` compacts daily at this UTC time (plus up to 30 minutes of jitter); "off" disables.
+DEFAULT_COMPACT_AT: Final = "03:30"
+COMPACT_OFF: Final = "off"
+_COMPACT_AT_RE: Final = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 
-_HISTORY_FIELDS: Final = ("path", "raw_days", "retention_days")
+_HISTORY_FIELDS: Final = ("path", "raw_days", "retention_days", "compact_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,14 @@ class HistoryConfig:
     path: str = DEFAULT_HISTORY_PATH
     raw_days: int = DEFAULT_HISTORY_RAW_DAYS
     retention_days: int = DEFAULT_HISTORY_RETENTION_DAYS
+    # "HH:MM" UTC, or "off" (then only `drwatch history compact` compacts).
+    compact_at: str = DEFAULT_COMPACT_AT
+
+    @property
+    def compact_minute_of_day(self) -> int | None:
+        """Minutes after 00:00 UTC of the daily compaction; None when it is off."""
+        match = _COMPACT_AT_RE.fullmatch(self.compact_at)
+        return None if match is None else int(match[1]) * 60 + int(match[2])
 
 
 def parse_history(value: object, legacy_path: object) -> HistoryConfig:
@@ -46,7 +59,26 @@ def parse_history(value: object, legacy_path: object) -> HistoryConfig:
         path=_history_path(path_value, path_field),
         raw_days=raw_days,
         retention_days=retention_days,
+        compact_at=_compact_at(fields.get("compact_at")),
     )
+
+
+def _compact_at(value: object) -> str:
+    if value is None:
+        return DEFAULT_COMPACT_AT
+    if value is False:  # YAML `off` unquoted is a boolean
+        return COMPACT_OFF
+    if isinstance(value, int):
+        # YAML 1.1 reads an unquoted 23:59 as the base-60 number 1439.
+        raise ConfigError("history.compact_at", 'quote the time: "HH:MM" (e.g. "03:30") or "off"')
+    text = string(value, "history.compact_at").strip()
+    if text.lower() == COMPACT_OFF:
+        return COMPACT_OFF
+    if _COMPACT_AT_RE.fullmatch(text) is None:
+        raise ConfigError(
+            "history.compact_at", 'must be a UTC time "HH:MM" (e.g. "03:30") or "off"'
+        )
+    return text
 
 
 def _days(value: object, path: str, default: int) -> int:

@@ -33,6 +33,7 @@ from drwatch.exporter.metrics.health import ScopeMetrics, ScopeStatus
 from drwatch.exporter.poller import Clock, ResultSink, SystemClock
 from drwatch.exporter.runner import UnitRunner, classify_error, unit_schedules
 from drwatch.exporter.service import Exporter, build_exporter
+from drwatch.history.writer import WriterStatus
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class LiveExporter:
         extra_handlers: Sequence[tuple[str, EventHandler]] = (),
         on_result: ResultSink | None = None,
         lifecycle: bool = True,
+        history: Callable[[], WriterStatus] | None = None,
+        telemetry_path: str = "/metrics",
     ) -> None:
         """Builds the exporter and runs the first discovery; raises DiscoveryFailedError.
+
+        `history` is the history writer's status (its metrics, and /-/ready).
 
         `shard` (from `--shard`) overrides the config's `shard` for the process lifetime.
         """
@@ -106,6 +111,8 @@ class LiveExporter:
             on_result=on_result,
             extra_metrics=(ScopeMetrics(self.status),),
             reload=self.reload if lifecycle else None,
+            history=history,
+            telemetry_path=telemetry_path,
         )
         self._aws = self.exporter.aws
         self._watched = self._effective.accounts

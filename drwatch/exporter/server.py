@@ -22,13 +22,13 @@ from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import jinja2
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
 from drwatch import __version__
-from drwatch.exporter.metrics.view import MetricsView
+from drwatch.exporter.metrics.view import OPENMETRICS_EOF, MetricsView, families_text
 from drwatch.exporter.poller import UnitStatus
 from drwatch.exporter.webconfig import (
     HANDSHAKE_TIMEOUT_SECONDS,
@@ -43,8 +43,7 @@ log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
-# Paths that only read; any other method answers 405 (RFC 9110 requires the Allow header).
-_READ_PATHS: Final = frozenset({"/metrics", "/", "/-/healthy", "/-/ready"})
+# Any method but these on a read-only path answers 405 (RFC 9110 requires the Allow header).
 _READ_METHODS: Final = ("GET", "HEAD")
 # Reloads the config; None on success, else what went wrong (the old config stays).
 Reload = Callable[[], str | None]
@@ -62,6 +61,8 @@ class UnitRow:
     duration: str
     resources: int
     error: str
+    skipped: int = 0  # records the unit's polls left out since start
+    unavailable: str = ""  # optional features not offered here, comma-separated
 
 
 def unit_row(status: UnitStatus) -> UnitRow:
@@ -70,7 +71,7 @@ def unit_row(status: UnitStatus) -> UnitRow:
     if run is None:
         health, duration, error = "pending", "", ""
     else:
-        health = "ok" if run.success else "failing"
+        health = ("partial" if run.partial else "ok") if run.success else "failing"
         duration = f"{run.duration_seconds:.2f} s"
         error = run.error_code
     return UnitRow(
@@ -84,6 +85,10 @@ def unit_row(status: UnitStatus) -> UnitRow:
         duration=duration,
         resources=len(status.observations.resources) if status.observations else 0,
         error=error,
+        skipped=sum(status.records_skipped.values()),
+        unavailable=", ".join(
+            sorted(f for f, state in (run.features if run else {}).items() if state != "available")
+        ),
     )
 
 
@@ -147,9 +152,15 @@ class ExporterApp:
         ready: Callable[[], bool],
         snapshot: Callable[[], Sequence[UnitStatus]],
         reload: Reload | None = None,
+        evidence: Callable[[], str | None] | None = None,
+        telemetry_path: str = "/metrics",
     ) -> None:
         self._metrics = metrics
+        self._telemetry_path = telemetry_path
+        self._read_paths = frozenset({telemetry_path, "/", "/-/healthy", "/-/ready"})
         self._ready = ready
+        # Why evidence cannot be written to the history now, or None (then /-/ready is 503).
+        self._evidence = evidence
         self._snapshot = snapshot
         self._landing = landing_template()
         # None: the lifecycle endpoint is off (`serve --web.enable-lifecycle` turns it on).
@@ -161,26 +172,30 @@ class ExporterApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
-        if path in _READ_PATHS and environ.get("REQUEST_METHOD", "GET") not in _READ_METHODS:
+        if path in self._read_paths and environ.get("REQUEST_METHOD", "GET") not in _READ_METHODS:
             return not_allowed(start_response, ", ".join(_READ_METHODS))
-        if path == "/metrics":
+        if path == self._telemetry_path:
             return self._serve_metrics(environ, start_response)
         if path == "/-/healthy":
             return text(start_response, "200 OK", "drwatch is healthy.\n")
         if path == "/-/ready":
-            if self._ready():
-                return text(start_response, "200 OK", "drwatch is ready.\n")
-            return text(start_response, "503 Service Unavailable", "first poll not complete.\n")
+            if not self._ready():
+                return text(start_response, "503 Service Unavailable", "first poll not complete.\n")
+            problem = self._evidence() if self._evidence is not None else None
+            if problem is not None:
+                return text(start_response, "503 Service Unavailable", f"{problem}\n")
+            return text(start_response, "200 OK", "drwatch is ready.\n")
         if path == "/-/reload":
             return self._serve_reload(environ, start_response)
         if path == "/":
             page = self._landing.render(
                 version=__version__,
+                telemetry_path=self._telemetry_path,
                 ready=self._ready(),
                 units=[unit_row(s) for s in self._snapshot()],
             )
             return respond(start_response, "200 OK", "text/html; charset=utf-8", page)
-        return text(start_response, "404 Not Found", "not found; try /metrics\n")
+        return text(start_response, "404 Not Found", f"not found; try {self._telemetry_path}\n")
 
     def _serve_reload(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         """Reloads the config like Prometheus' POST /-/reload: 200, or 500 with the error."""
@@ -194,11 +209,19 @@ class ExporterApp:
         return text(start_response, "200 OK", "config reloaded.\n")
 
     def _serve_metrics(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
-        http = generate_latest(self._http_registry)
+        """The text format, or OpenMetrics when the client's Accept header prefers it (as
+        Prometheus does), chosen by prometheus_client's own negotiation; gzip when asked."""
+        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        _, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        tail = families_text(self._http_registry, openmetrics)
+        if openmetrics:
+            tail += OPENMETRICS_EOF
         # A gzip stream may hold several members (RFC 1952); the view's body already does.
-        body = self._metrics.render(gzipped=gzipped) + (gzip.compress(http) if gzipped else http)
-        headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+        body = self._metrics.render(gzipped=gzipped, openmetrics=openmetrics) + (
+            gzip.compress(tail) if gzipped else tail
+        )
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if gzipped:
             headers.append(("Content-Encoding", "gzip"))
         start_response("200 OK", headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -13,11 +13,13 @@ from drwatch.config import Config
 from drwatch.config.price_table import load_price_table
 from drwatch.exporter.aws import ApiStats, AwsAccess, EventHandler, SessionFactory
 from drwatch.exporter.collectors import collector_classes
+from drwatch.exporter.metrics.history import HistoryMetrics, PollerErrorMetrics
 from drwatch.exporter.metrics.view import MetricsView
 from drwatch.exporter.poller import Clock, Poller, ResultSink, SystemClock
 from drwatch.exporter.runner import UnitRunner, unit_schedules
 from drwatch.exporter.server import ExporterApp, HttpServer, Reload
 from drwatch.exporter.webconfig import WebConfig
+from drwatch.history.writer import WriterStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,11 @@ def build_exporter(
     on_result: ResultSink | None = None,
     extra_metrics: Sequence[PrometheusCollector] = (),
     reload: Reload | None = None,
+    history: Callable[[], WriterStatus] | None = None,
+    telemetry_path: str = "/metrics",
 ) -> Exporter:
+    """`history` is the history writer's status: its metrics, and /-/ready is 503 while
+    evidence cannot be written."""
     clock = clock or SystemClock()
     executor = executor or ThreadPoolExecutor(
         max_workers=config.poller.max_workers, thread_name_prefix="drwatch-unit"
@@ -88,8 +94,20 @@ def build_exporter(
         stats,
         config.tiers,
         prices=load_price_table(config.pricing),
-        extra=extra_metrics,
+        extra=(
+            *extra_metrics,
+            PollerErrorMetrics(lambda: poller.worker_errors),
+            *((HistoryMetrics(history),) if history is not None else ()),
+        ),
         retention=config.retention,
     )
-    app = ExporterApp(metrics, lambda: poller.ready, poller.snapshot, reload)
+    evidence = (lambda: history().problem) if history is not None else None
+    app = ExporterApp(
+        metrics,
+        lambda: poller.ready,
+        poller.snapshot,
+        reload,
+        evidence=evidence,
+        telemetry_path=telemetry_path,
+    )
     return Exporter(config, aws, poller, metrics, app, executor)
