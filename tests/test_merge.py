@@ -203,9 +203,16 @@ def test_history_merge_command(histories: tuple[Path, list[Path]], tmp_path: Pat
     assert f"{out}: merged {len(shards)} histories" in result.stdout
     verified = runner.invoke(cli, ["history", "verify", "--db", str(out)])
     assert verified.exit_code == 0, verified.output
+    # An existing output is a usage problem (exit 2) refused before any work; --force replaces.
     again = runner.invoke(cli, ["history", "merge", "--out", str(out), *map(str, shards)])
-    assert again.exit_code == 1
-    assert "already exists" in again.stderr
+    assert again.exit_code == 2
+    assert "already exists; give --force" in again.stderr
+    forced = runner.invoke(
+        cli, ["history", "merge", "--force", "--out", str(out), *map(str, shards)]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".merged.db.")]
 
 
 def test_merge_across_a_change_of_shard_count(

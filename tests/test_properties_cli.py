@@ -43,7 +43,7 @@ def run(*args: str) -> tuple[int, str]:
         # paths
         (
             ["--since", "2026-10-01", "--until", "2026-11-01", "--output", "/nonexistent/x.json"],
-            "Invalid value for '--output'",
+            "--output /nonexistent/x.json: directory /nonexistent does not exist",
         ),
     ],
 )

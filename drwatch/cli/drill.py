@@ -330,7 +330,6 @@ def _tier_from_scope(store: HistoryStore, scope: Sequence[str]) -> str:
     return ranked[0] if ranked else ""
 
 
-
 def _warn_unknown(store: HistoryStore, scope: Iterable[str], config: Config | None) -> None:
     """Warns (never fails): a drill may cover resources drwatch does not watch."""
     tiers = _targets(config)

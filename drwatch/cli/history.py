@@ -6,13 +6,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 import click
 
-from drwatch.cli.common import UTC_DATE, history_options, require_database, resolve_history
+from drwatch.cli.common import (
+    UTC_DATE,
+    history_options,
+    output_options,
+    reading_history,
+    require_database,
+    resolve_history,
+)
+from drwatch.cli.outputs import Input, OutputPolicy, database_inputs, plan_outputs, staged
 from drwatch.config import (
     DEFAULT_HISTORY_RAW_DAYS,
     DEFAULT_HISTORY_RETENTION_DAYS,
@@ -44,7 +53,8 @@ def history_stats(config_path: Path | None, db_path: Path | None, as_json: bool)
     """
     path, _ = resolve_history(config_path, db_path)
     require_database(path)
-    summary = stats(open_reader(path), path)
+    with reading_history(path):
+        summary = stats(open_reader(path), path)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -67,7 +77,8 @@ def history_verify(config_path: Path | None, db_path: Path | None) -> None:
     """
     path, _ = resolve_history(config_path, db_path)
     require_database(path)
-    outcome = verify_chain(open_reader(path))
+    with reading_history(path):
+        outcome = verify_chain(open_reader(path))
     if not outcome.ok:
         raise click.ClickException(f"{path}: chain broken: {outcome.problem}")
     click.echo(
@@ -100,7 +111,7 @@ def history_compact(
     )
     if keep < raw:
         raise click.BadParameter(f"must be >= raw days ({raw})", param_hint="--retention-days")
-    with HistoryStore(path) as store:
+    with reading_history(path), HistoryStore(path) as store:
         outcome = compact(
             store.db,
             now=datetime.now(UTC),
@@ -136,28 +147,46 @@ def rpo_policy(tiers: TierConfig) -> RpoPolicy:
 @click.option(
     "--output",
     "-o",
-    # Not lazy: an unwritable path is a usage error (exit 2) before any work is done.
-    type=click.File("w", encoding="utf-8", lazy=False),
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     default="-",
-    help="Output file (default: stdout).",
+    help="Output file (default: stdout); created 0600 unless --mode, see docs/cli.md.",
 )
+@output_options
 def history_export(
     config_path: Path | None,
     db_path: Path | None,
     since: datetime,
     until: datetime,
     output_format: str,
-    output: Any,
+    output: Path,
+    output_policy: OutputPolicy,
 ) -> None:
     """Export every evidence row of a period, with its hashes, for an auditor.
+
+    The file is written whole or not at all; an existing one is replaced only with --force.
 
     Example: drwatch history export --db h.db --since 2026-10-01 --until 2026-11-01 --format csv
     """
     path, _ = resolve_history(config_path, db_path)
+    inputs = database_inputs("history", path)
+    if config_path is not None:
+        inputs += (Input("--config", config_path),)
+    to_stdout = str(output) == "-"
+    planned = () if to_stdout else plan_outputs([("--output", output)], inputs, output_policy)
     require_database(path)
     start, end = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
     if end <= start:
         raise click.BadParameter("must be after --since", param_hint="--until")
-    write = write_csv if output_format == "csv" else write_json
-    count = write(open_reader(path), start, end, output)
+
+    def export_to(stream: TextIO) -> int:
+        if output_format == "csv":
+            return write_csv(open_reader(path), start, end, stream)
+        return write_json(open_reader(path), start, end, stream)
+
+    with reading_history(path):
+        if to_stdout:
+            count = export_to(sys.stdout)
+        else:
+            with staged(output_policy) as staging, staging.text(planned[0]) as stream:
+                count = export_to(stream)
     click.echo(f"{count} rows exported", err=True)

@@ -25,8 +25,11 @@ from drwatch.cli.common import (
     UsageProblem,
     config_option,
     db_option,
+    output_options,
+    require_database,
     resolve_history,
 )
+from drwatch.cli.outputs import Input, OutputPolicy, database_inputs, plan_outputs, staged
 from drwatch.config import (
     DEFAULT_TIER_TARGETS,
     Config,
@@ -51,6 +54,8 @@ class ReportUsageError(UsageProblem):
 
 @dataclass(frozen=True, slots=True)
 class ReportRequest:
+    """`out` and `json_out` are the staged files (cli/outputs.py), installed when complete."""
+
     db_path: Path
     config: Config | None
     period: Period
@@ -85,7 +90,6 @@ def policies_from(config: Config | None) -> Policies:
     )
 
 
-
 def compliance_writer(framework_key: str) -> ReportWriter:
     """The compliance report for one framework."""
 
@@ -107,7 +111,7 @@ def compliance_writer(framework_key: str) -> ReportWriter:
         data = (json.dumps(companion(context), indent=1, ensure_ascii=False) + "\n").encode()
         if request.json_out is not None:
             request.json_out.write_bytes(data)
-        request.progress(f"rendering {request.out}")
+        request.progress(f"rendering {request.out.name}")
         result = render_pdf(
             TEMPLATE,
             context,
@@ -158,6 +162,7 @@ REPORT_WRITERS: Mapping[str, ReportWriter] = MappingProxyType(
     }
 )
 
+
 def parse_period(month: str | None, since: datetime | None, until: datetime | None) -> Period:
     if month is not None and (since is not None or until is not None):
         raise click.UsageError("give --period, or --from and --until, not both")
@@ -182,17 +187,35 @@ def write_report(
     out: Path,
     json_out: Path | None,
     progress: Callable[[str], None],
+    policy: OutputPolicy,
+    inputs: tuple[Input, ...] = (),
 ) -> ReportOutcome:
-    """Runs one writer, turning expected failures into ClickExceptions (no tracebacks)."""
-    if not db_path.is_file():
-        raise ReportUsageError(f"{db_path}: no history database here")
-    request = ReportRequest(db_path, config, period, out, json_out, progress)
+    """Runs one writer, turning expected failures into ClickExceptions (no tracebacks).
+
+    The PDF and the JSON are checked against the history (and `inputs`) before any work,
+    staged, and installed only when both are complete (cli/outputs.py).
+    """
+    outputs = [("--out", out)] + ([("--json", json_out)] if json_out is not None else [])
+    planned = plan_outputs(outputs, database_inputs("history", db_path) + inputs, policy)
+    require_database(db_path)
     try:
-        return REPORT_WRITERS[framework](request)
+        with staged(policy) as staging:
+            staged_json = staging.path(planned[1]) if json_out is not None else None
+            request = ReportRequest(
+                db_path, config, period, staging.path(planned[0]), staged_json, progress
+            )
+            outcome = REPORT_WRITERS[framework](request)
     except EvaluationError as error:
         raise ReportUsageError(f"{db_path}: {error}") from error
-    except (HistoryError, ControlError, RenderError, sqlite3.Error, OSError) as error:
+    except (HistoryError, sqlite3.DatabaseError) as error:
+        raise ReportUsageError(f"{db_path}: cannot read the history: {error}") from error
+    except (RenderError, OSError) as error:
+        if isinstance(error, OSError) or isinstance(error.__cause__, OSError):
+            raise ReportUsageError(f"{out}: cannot write the report: {error}") from error
         raise click.ClickException(f"report failed: {error}") from error
+    except (ControlError, sqlite3.Error) as error:
+        raise click.ClickException(f"report failed: {error}") from error
+    return ReportOutcome(out, outcome.pages, outcome.size_bytes, outcome.seconds, json_out)
 
 
 @click.command("report")
@@ -209,7 +232,8 @@ def write_report(
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="PDF to write (default: drwatch-<framework>-<period start>.pdf).",
+    help="PDF to write (default: drwatch-<framework>-<period start>.pdf); created 0600 "
+    "unless --mode, replaced only with --force.",
 )
 @click.option(
     "--json",
@@ -217,6 +241,7 @@ def write_report(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the JSON companion (it is attached to the PDF either way).",
 )
+@output_options
 @db_option("--history")
 @config_option("drwatch YAML config: history path, tiers, retention classes, control thresholds.")
 def report(
@@ -228,6 +253,7 @@ def report(
     json_out: Path | None,
     db_path: Path | None,
     config_path: Path | None,
+    output_policy: OutputPolicy,
 ) -> None:
     """Render a compliance report (PDF/A-3u with its JSON companion) for a period.
 
@@ -244,7 +270,10 @@ def report(
     def progress(message: str) -> None:
         click.echo(f"[{time.monotonic() - started:6.1f}s] {message}", err=True)
 
-    outcome = write_report(framework, path, config, period, target, json_out, progress)
+    inputs = (Input("--config", config_path),) if config_path is not None else ()
+    outcome = write_report(
+        framework, path, config, period, target, json_out, progress, output_policy, inputs
+    )
     progress(f"done: {outcome.pages} pages, {outcome.size_bytes} bytes")
     click.echo(str(outcome.pdf))
     if outcome.json_path is not None:
@@ -276,8 +305,16 @@ def render_demo_reports(
     for framework in DEMO_FRAMEWORKS:
         out = history_path.parent / f"drwatch-demo-{framework}-{month.label}.pdf"
         progress(f"rendering the {framework} report for {month.label}")
+        # The demo's own working directory: each run replaces the reports of the last one.
         outcome = write_report(
-            framework, history_path, None, month, out, out.with_suffix(".json"), progress
+            framework,
+            history_path,
+            None,
+            month,
+            out,
+            out.with_suffix(".json"),
+            progress,
+            OutputPolicy(force=True),
         )
         written.append(outcome.pdf)
     return written
