@@ -57,4 +57,4 @@ def serve_command(config: Path, port: int, *extra: str) -> list[str]:
     """`drwatch serve` on loopback, as a real process runs it."""
     listen = f"127.0.0.1:{port}"
     command = [sys.executable, "-m", "drwatch", "serve", "--config", str(config)]
-    return [*command, "--listen-address", listen, *extra]
+    return [*command, "--web.listen-address", listen, *extra]

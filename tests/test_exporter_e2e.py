@@ -8,8 +8,11 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.parser import text_string_to_metric_families
 
 from drwatch.exporter.aws import is_read_only
 from drwatch.exporter.collectors import COLLECTORS
@@ -243,3 +246,43 @@ def test_a_unit_past_its_timeout_stops_paging_and_fails(sandbox: Sandbox, fleet:
         assert status.last_run is not None
         rds_calls = {k: v for k, v in status.last_run.api_calls.items() if k.startswith("rds:")}
         assert rds_calls == {"rds:DescribeDBInstances": 1}  # stopped after the first page
+
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def wsgi_get(app: Any, environ: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    headers: dict[str, str] = {}
+
+    def start_response(status: str, given: list[tuple[str, str]]) -> None:
+        assert status == "200 OK"
+        headers.update(given)
+
+    request = {"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET", **environ}
+    return headers, b"".join(app(request, start_response))
+
+
+def test_metrics_speak_openmetrics_when_asked_like_prometheus_asks(
+    sandbox: Sandbox, fleet: FleetPlan
+) -> None:
+    exporter = sandbox_exporter(sandbox_config(sandbox, fleet))
+    exporter.poller.run_round()
+    headers, body = wsgi_get(
+        exporter.app, {"HTTP_ACCEPT": PROMETHEUS_ACCEPT, "HTTP_ACCEPT_ENCODING": "deflate, gzip"}
+    )
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    openmetrics = gzip.decompress(body).decode()
+    assert openmetrics.endswith("\n# EOF\n")
+    assert openmetrics.count("# EOF") == 1
+    assert "\ndrwatch_collector_runs_total{" in openmetrics
+    plain_headers, plain = wsgi_get(exporter.app, {"HTTP_ACCEPT_ENCODING": "gzipx"})
+    assert plain_headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "Content-Encoding" not in plain_headers  # "gzipx" is not gzip
+    text = plain.decode()
+    assert "# EOF" not in text
+    # The same families, and the strict OpenMetrics parser accepts the whole body.
+    strict = {f.name for f in openmetrics_parser.text_string_to_metric_families(openmetrics)}
+    assert strict == {f.name for f in text_string_to_metric_families(text)}

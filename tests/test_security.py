@@ -168,8 +168,8 @@ def served(
             f"127.0.0.1:{port}",
             "--web.config.file",
             str(web),
-            "--log-level",
-            "debug",
+            "--log.level",
+            "debug",  # logfmt, the default format; the poll below logs JSON
         ),
         env=ENV,
         # Files, not pipes: debug logs outgrow a pipe's buffer while nobody reads it.
@@ -198,7 +198,10 @@ def served(
     # The poll flow prints observations as JSON: RDS alone shows it (and keeps this quick).
     rds_only = write_config(tmp_path, sandbox, fleet, only="rds")
     polled = subprocess.run(
-        drwatch("poll", "--once", "--json", "--log-level", "debug", "--config", str(rds_only)),
+        drwatch(
+            "poll", "--once", "--json", "--log-level", "debug", "--log.format", "json",
+            "--config", str(rds_only),
+        ),
         env=ENV,
         capture_output=True,
         text=True,
@@ -242,7 +245,8 @@ def test_no_credentials_in_any_output(served: dict[str, Any]) -> None:
     outputs: dict[str, str] = served["outputs"]
     assert served["returncode"] == 0, outputs["serve stderr"]
     # The outputs are real: debug logs, failing units, metrics behind auth, stored polls.
-    assert " DEBUG " in outputs["serve stderr"]
+    assert " level=debug " in outputs["serve stderr"]
+    assert '"level": "debug"' in outputs["poll stderr"]
     assert "serving on https://127.0.0.1" in outputs["serve stderr"]
     assert "AccessDenied" in outputs["serve stderr"]
     assert "401" in outputs["unauthorised /metrics"]

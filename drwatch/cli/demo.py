@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from drwatch.cli.common import log_level_option, setup_logging
 from drwatch.cli.drill import record_demo_drills, with_drill_metrics
+from drwatch.cli.logs import logging_options, setup_logging
 from drwatch.cli.report import render_demo_reports
 from drwatch.cli.serve import close_all, open_history_writer, run_until_signalled
 from drwatch.config import DEFAULT_PORT
+from drwatch.exporter.metrics.health import runtime_collectors
 from drwatch.history.read import has_polls
 from drwatch.history.store import open_reader
 
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 @click.option(
     "--alertmanager-port", default=19093, show_default=True, help="Local Alertmanager port."
 )
-@log_level_option
+@logging_options
 def demo(
     port: int,
     instances: int,
@@ -71,6 +72,7 @@ def demo(
     prometheus_port: int,
     alertmanager_port: int,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run the exporter against a simulated AWS estate (moto sandbox) with a mixed fleet.
 
@@ -81,7 +83,7 @@ def demo(
     """
     from drwatch.sandbox.demo import run_demo  # the sandbox needs the `sandbox` extra
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     stack = DemoStack(with_prometheus, prometheus_port, alertmanager_port, history_path.parent)
     # Backfill only a history without polls: simulated past after real polls would not
     # read as a timeline.
@@ -98,6 +100,8 @@ def demo(
                 history_path, now - timedelta(days=backfill_days), now, demo_progress
             ):
                 click.echo(f"  report: {path}")
+        for collector in runtime_collectors():
+            exporter.metrics.register(collector)
         run_until_signalled(
             lambda: _serve_and_announce(with_drill_metrics(exporter, history_path), port, stack),
             close_all(exporter.close, writer.close, stack.stop),

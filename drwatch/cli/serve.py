@@ -19,19 +19,21 @@ from drwatch.cli.common import (
     UsageProblem,
     config_option,
     load_or_fail,
-    log_level_option,
-    setup_logging,
 )
 from drwatch.cli.drill import with_drill_metrics
-from drwatch.config import ConfigError, load_config
+from drwatch.cli.history import rpo_policy
+from drwatch.cli.logs import logging_options, setup_logging
+from drwatch.config import Config, ConfigError, load_config
 from drwatch.core.model import to_jsonable
 from drwatch.core.sharding import Shard, ShardError, parse_shard
 from drwatch.exporter.collectors import collector_classes
 from drwatch.exporter.discovery import policy_document as discovery_policy_document
 from drwatch.exporter.drill_runner import runner_policy_document
 from drwatch.exporter.iam import policy_document
+from drwatch.exporter.metrics.health import runtime_collectors
 from drwatch.exporter.reload import DiscoveryFailedError, LiveExporter
 from drwatch.exporter.webconfig import WebConfig, load_web_config
+from drwatch.history.schedule import CompactionPlan
 from drwatch.history.store import HistoryError
 from drwatch.history.writer import HistoryWriter
 
@@ -106,9 +108,14 @@ def iam_policy(config_path: Path | None, drill_runner: bool, for_organizations: 
 @click.option("--once", is_flag=True, required=True, help="Poll every unit once, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print observations as JSON.")
 @shard_option
-@log_level_option
+@logging_options
 def poll(
-    config_path: Path, once: bool, as_json: bool, shard: Shard | None, log_level: str
+    config_path: Path,
+    once: bool,
+    as_json: bool,
+    shard: Shard | None,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Run one round of every enabled unit and print what was observed.
 
@@ -116,7 +123,7 @@ def poll(
 
     Example: drwatch poll --config drwatch.yml --once --json | jq '.units[].run.success'
     """
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     config = load_or_fail(config_path)
     try:
         # Through LiveExporter so that discovered accounts and the shard apply as in serve.
@@ -152,13 +159,26 @@ def poll(
 
 @click.command()
 @config_option(required=True)
-@click.option("--listen-address", help="host:port to serve on (overrides the config).")
+@click.option(
+    "--web.listen-address",
+    "--listen-address",
+    "listen_address",
+    help="host:port to serve on (overrides the config); `:9638` listens on every address.",
+)
 @click.option(
     "--web.config.file",
     "web_config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Prometheus-style web config: TLS, mutual TLS, basic auth (docs/security.md); "
     "overrides web_config_file of the config.",
+)
+@click.option(
+    "--web.telemetry-path",
+    "telemetry_path",
+    default="/metrics",
+    show_default=True,
+    callback=lambda _ctx, _param, value: check_telemetry_path(value),
+    help="Path under which the metrics are served.",
 )
 @shard_option
 @click.option(
@@ -167,14 +187,16 @@ def poll(
     is_flag=True,
     help="Allow config reloads over HTTP (POST /-/reload); SIGHUP always reloads.",
 )
-@log_level_option
+@logging_options
 def serve(
     config_path: Path,
     listen_address: str | None,
     web_config_path: Path | None,
+    telemetry_path: str,
     shard: Shard | None,
     enable_lifecycle: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Poll AWS in the background and serve Prometheus metrics.
 
@@ -183,14 +205,14 @@ def serve(
 
     Example: drwatch serve --config drwatch.yml --web.config.file web.yml --shard 0/3
     """
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     config = load_or_fail(config_path)
     web_path = web_config_path or config.web_config_file
     web = load_web_or_fail(Path(web_path)) if web_path else None
     host, port = config.listen_host, config.listen_port
     if listen_address:
         host, port = parse_listen_address(listen_address)
-    writer = open_history_writer(config.history_path)
+    writer = open_history_writer(config.history_path, compaction_plan(config))
     try:
         live = LiveExporter(
             config,
@@ -198,18 +220,33 @@ def serve(
             shard=shard,
             on_result=writer.submit,
             lifecycle=enable_lifecycle,
+            history=writer.status,
+            telemetry_path=telemetry_path,
         )
     except DiscoveryFailedError as error:
         writer.close()
         raise click.ClickException(str(error)) from error
     live.start_refreshing()
     with_drill_metrics(live.exporter, Path(config.history_path))
+    for collector in runtime_collectors():
+        live.exporter.metrics.register(collector)
     run_until_signalled(
         lambda: live.exporter.serve(host, port, web),
         close_all(live.close, writer.close),
         host,
         reload=live.reload,
+        telemetry_path=telemetry_path,
     )
+
+
+def check_telemetry_path(value: str) -> str:
+    reserved = {"/", "/-/healthy", "/-/ready", "/-/reload"}
+    if not value.startswith("/") or value in reserved or any(c.isspace() for c in value):
+        raise click.BadParameter(
+            f"{value!r}: must start with / and not be one of {', '.join(sorted(reserved))}",
+            param_hint="--web.telemetry-path",
+        )
+    return value
 
 
 def load_web_or_fail(path: Path) -> WebConfig:
@@ -219,28 +256,56 @@ def load_web_or_fail(path: Path) -> WebConfig:
         raise UsageProblem(f"{path}: {error}") from error
 
 
-def open_history_writer(path: str | Path) -> HistoryWriter:
+def open_history_writer(
+    path: str | Path, compaction: CompactionPlan | None = None
+) -> HistoryWriter:
     try:
-        return HistoryWriter(path)
+        return HistoryWriter(path, compaction=compaction)
     except (HistoryError, OSError, sqlite3.Error) as error:
         raise click.ClickException(f"history database {path}: {error}") from error
 
 
+def compaction_plan(config: Config) -> CompactionPlan | None:
+    """`history.compact_at` as the writer's schedule; None when it is "off"."""
+    minute = config.history.compact_minute_of_day
+    if minute is None:
+        return None
+    return CompactionPlan(
+        minute_of_day=minute,
+        raw_days=config.history.raw_days,
+        retention_days=config.history.retention_days,
+        policy=rpo_policy(config.tiers),
+    )
+
+
 def close_all(*closers: Callable[[], None]) -> Callable[[], None]:
-    """One close for several parts, in order (the poller first, so nothing new arrives)."""
+    """One close for several parts, in order (the poller first, so nothing new arrives).
+
+    A closer that fails is logged and the others still run; then the command fails.
+    """
 
     def close() -> None:
+        failed: list[str] = []
         for closer in closers:
-            closer()
+            try:
+                closer()
+            except Exception as error:
+                name = getattr(closer, "__qualname__", repr(closer))
+                logging.getLogger("drwatch").error("%s failed at shutdown: %s", name, error)
+                failed.append(f"{name}: {error}")
+        if failed:
+            raise click.ClickException("shutdown incomplete: " + "; ".join(failed))
 
     return close
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r} is not host:port", param_hint="--listen-address")
-    return host.strip("[]"), int(port)
+    """`host:port`, `[v6]:port`, or `:port` for every address; port 0 lets the OS choose (the
+    log line says which)."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not host:port", param_hint="--web.listen-address")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104  (what ":port" asks for)
 
 
 def run_until_signalled(
@@ -248,6 +313,7 @@ def run_until_signalled(
     close: Callable[[], None],
     host: str,
     reload: Callable[[], Any] | None = None,
+    telemetry_path: str = "/metrics",
 ) -> None:
     # Handlers only queue what to do: the work happens here, in the main thread, not inside
     # a signal handler (SimpleQueue.put is safe to call from one).
@@ -258,7 +324,9 @@ def run_until_signalled(
         signal.signal(signal.SIGHUP, lambda *_: events.put("reload"))
     server = start()
     scheme = getattr(server, "scheme", "http")
-    logging.getLogger("drwatch").info("serving on %s://%s:%d/metrics", scheme, host, server.port)
+    logging.getLogger("drwatch").info(
+        "serving on %s://%s:%d%s", scheme, host, server.port, telemetry_path
+    )
     while events.get() != "stop":
         if reload is not None:
             reload()  # logs and reports its own outcome

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PrometheusCollector
 
 from drwatch import __version__
 from drwatch.exporter.aws import ApiStats
+from drwatch.exporter.metrics.collection import collection_families
 from drwatch.exporter.metrics.common import UNIT_LABELS
 from drwatch.exporter.poller import UnitStatus
 
@@ -28,7 +30,9 @@ class HealthMetrics(PrometheusCollector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._build_info()
-        yield from self._units(self._snapshot())
+        statuses = self._snapshot()
+        yield from self._units(statuses)
+        yield from collection_families(statuses)
         yield from self._api()
 
     def _build_info(self) -> Iterator[Metric]:
@@ -179,3 +183,15 @@ def discovery_families(status: ScopeStatus) -> Iterator[Metric]:
             "Time of the last successful AWS Organizations account discovery.",
             value=status.last_discovery_success.timestamp(),
         )
+
+
+def runtime_collectors() -> tuple[PrometheusCollector, ...]:
+    """The process, platform and garbage-collector families every Python exporter serves
+    (`process_resident_memory_bytes`, `python_info`, ...), for `serve` and `demo`; not in the
+    golden files, whose values they would make vary."""
+    return (
+        ProcessCollector(registry=None),
+        PlatformCollector(registry=None),
+        # GCCollector always registers itself somewhere: a throwaway registry, not the global.
+        GCCollector(registry=CollectorRegistry(auto_describe=False)),
+    )

@@ -11,9 +11,11 @@ import gzip
 import io
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector as PrometheusCollector
 
 from drwatch.config import TierConfig
@@ -41,6 +43,8 @@ from drwatch.exporter.poller import UnitStatus
 
 # Fast enough to compress megabytes in milliseconds; the larger levels gain little on text.
 GZIP_LEVEL = 1
+OPENMETRICS_EOF = b"# EOF\n"
+_CacheKey = tuple[tuple[UnitKey, int, bool], ...]
 
 
 class ObservedMetrics(PrometheusCollector):
@@ -119,12 +123,15 @@ class MetricsView:
         for collector in extra:
             self._health.register(collector)
         self._lock = threading.Lock()
-        self._key: tuple[tuple[UnitKey, int, bool], ...] | None = None
-        self._observed_gzip = gzip.compress(b"", compresslevel=GZIP_LEVEL)
+        # Per format (OpenMetrics or not), the key it was rendered for and the gzipped body;
+        # the OpenMetrics one only once some client asked for it.
+        self._cached: dict[bool, tuple[_CacheKey, bytes]] = {}
 
-    def render(self, gzipped: bool = False) -> bytes:
-        health = generate_latest(self._health)
-        observed_gzip = self._observed_part()
+    def render(self, gzipped: bool = False, openmetrics: bool = False) -> bytes:
+        """The body in the Prometheus text format, or in OpenMetrics without its final
+        `# EOF` line (the server appends its own families, then the EOF)."""
+        health = families_text(self._health, openmetrics)
+        observed_gzip = self._observed_part(openmetrics)
         if gzipped:
             return observed_gzip + gzip.compress(health, compresslevel=GZIP_LEVEL)
         return gzip.decompress(observed_gzip) + health
@@ -133,29 +140,31 @@ class MetricsView:
         """New RPO/RTO targets (config reload); the next scrape re-renders."""
         with self._lock:
             self._tiers = tiers
-            self._key = None
+            self._cached.clear()
 
     def set_retention(self, retention: RetentionPolicy) -> None:
         """New retention classes (config reload); the next scrape re-renders."""
         with self._lock:
             self._retention = retention
-            self._key = None
+            self._cached.clear()
 
     def register(self, collector: PrometheusCollector) -> None:
         """Adds a collector rendered on every scrape (e.g. drill status from the history)."""
         self._health.register(collector)
 
-    def _observed_part(self) -> bytes:
+    def _observed_part(self, openmetrics: bool) -> bytes:
         statuses = self._snapshot()
         # Unit keys are part of the key: units come and go with discovery and reloads.
         key = tuple((s.schedule.key, s.runs, s.observations is not None) for s in statuses)
         with self._lock:
-            if key != self._key:
-                observed = ObservedMetrics(statuses, self._tiers, self._prices, self._retention)
-                self._observed_gzip = b""  # let the old body go before building the new one
-                self._observed_gzip = gzip_families(observed.collect())
-                self._key = key
-            return self._observed_gzip
+            cached = self._cached.get(openmetrics)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            observed = ObservedMetrics(statuses, self._tiers, self._prices, self._retention)
+            self._cached.pop(openmetrics, None)  # let the old body go before building anew
+            body = gzip_families(observed.collect(), openmetrics)
+            self._cached[openmetrics] = (key, body)
+            return body
 
 
 class _OneFamily:
@@ -168,10 +177,20 @@ class _OneFamily:
         yield self._family
 
 
-def gzip_families(families: Iterable[Metric]) -> bytes:
-    """The families in the text format, gzipped, rendered and compressed one at a time."""
+def gzip_families(families: Iterable[Metric], openmetrics: bool = False) -> bytes:
+    """The families in the text format (or OpenMetrics, without EOF), gzipped, rendered and
+    compressed one at a time."""
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as stream:
         for family in families:
-            stream.write(generate_latest(_OneFamily(family)))
+            stream.write(families_text(_OneFamily(family), openmetrics))
     return buffer.getvalue()
+
+
+def families_text(collector: PrometheusCollector, openmetrics: bool) -> bytes:
+    """One collector's families in the text format, or in OpenMetrics without `# EOF`."""
+    source: Any = collector  # both encoders only call .collect() on what they are given
+    if not openmetrics:
+        return bytes(generate_latest(source))
+    text: bytes = openmetrics_latest(source)  # type: ignore[no-untyped-call]
+    return text.removesuffix(OPENMETRICS_EOF)
