@@ -9,26 +9,28 @@ systemd unit with `systemd-analyze verify` and its offline security score.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from drwatch.cli.deploy import render
 from drwatch.cli.main import cli
 from drwatch.config import DEFAULT_PORT, parse_config
 from drwatch.core.sharding import parse_shard
+from tests.test_kubernetes import render as render_overlay
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 RULES = ROOT / "alerts" / "drwatch.rules.yml"
+CANONICAL_URL = "https://github.com/drwatch/drwatch"
 LAYOUTS = ("single", "sharded")
 
 
@@ -37,22 +39,14 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 
 def kustomized(layout: str) -> list[dict[str, Any]]:
-    """The resources of a layout, following kustomization `resources` like kustomize."""
-
-    def walk(directory: Path) -> Iterator[dict[str, Any]]:
-        (kustomization,) = documents(directory / "kustomization.yaml")
-        for entry in kustomization["resources"]:
-            target = (directory / entry).resolve()
-            if target.is_dir():
-                yield from walk(target)
-            else:
-                yield from documents(target)
-
-    return list(walk(KUBERNETES / layout))
+    """The resources of a layout as kustomize renders them (tests/test_kubernetes.py)."""
+    return render_overlay(layout)
 
 
-def by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (found,) = [r for r in resources if r["kind"] == kind]
+def by_kind(
+    resources: list[dict[str, Any]], kind: str, name: str = "drwatch"
+) -> dict[str, Any]:
+    (found,) = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
     return found
 
 
@@ -71,7 +65,10 @@ def test_every_manifest_parses_and_is_used_by_a_layout() -> None:
     used: set[Path] = set()
     for directory in {f.parent for f in files}:
         (kustomization,) = documents(directory / "kustomization.yaml")
-        for entry in kustomization["resources"]:
+        entries = [*kustomization.get("resources", [])]
+        for generator in kustomization.get("configMapGenerator", []):
+            entries.extend(generator["files"])
+        for entry in entries:
             target = (directory / entry).resolve()
             assert target.exists(), f"{directory.name}/kustomization.yaml: {entry} is missing"
             used.add(target)
@@ -82,30 +79,8 @@ def test_every_manifest_parses_and_is_used_by_a_layout() -> None:
         for doc in documents(path):
             assert {"apiVersion", "kind", "metadata"} <= doc.keys(), path
             assert doc["metadata"]["name"], path
-    kinds = {layout: sorted(r["kind"] for r in kustomized(layout)) for layout in LAYOUTS}
-    common = ["ConfigMap", "Namespace", "PrometheusRule", "Service", "ServiceAccount"]
-    assert kinds["single"] == sorted(
-        [*common, "ServiceMonitor", "Deployment", "PersistentVolumeClaim"]
-    )
-    assert kinds["sharded"] == sorted([*common, "ServiceMonitor", "StatefulSet"])
-
-
-def test_prometheus_rule_carries_exactly_the_shipped_rules(tmp_path: Path) -> None:
-    path = KUBERNETES / "base" / "prometheusrule.yaml"
-    # Generated, never hand-edited: the file is byte for byte the command's output.
-    assert path.read_text(encoding="utf-8") == render(
-        RULES, "drwatch", {}, "alerts/drwatch.rules.yml"
-    ), f"stale: drwatch prometheus-rule alerts/drwatch.rules.yml > {path.relative_to(ROOT)}"
-    (rule,) = documents(path)
-    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
-    extracted = tmp_path / "rules.yml"
-    extracted.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is required: make system-deps installs it"
-    checked = subprocess.run(
-        [promtool, "check", "rules", str(extracted)], capture_output=True, text=True, check=False
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for path in (KUBERNETES / "base" / "dashboards").glob("*.json"):
+        assert path.resolve() in used, f"{path} is in no configMapGenerator"
 
 
 def test_prometheus_rule_command_adds_selector_labels() -> None:
@@ -122,7 +97,7 @@ def test_prometheus_rule_command_adds_selector_labels() -> None:
 
 
 def embedded_config(layout: str) -> Any:
-    config_map = by_kind(kustomized(layout), "ConfigMap")
+    config_map = by_kind(kustomized(layout), "ConfigMap", "drwatch-config")
     return parse_config(yaml.safe_load(config_map["data"]["drwatch.yml"]))
 
 
@@ -135,6 +110,7 @@ def test_workload_runs_drwatch_as_configured(layout: str) -> None:
     config = embedded_config(layout)
     # The arguments are drwatch's own: click parses them (POD_INDEX as Kubernetes expands it).
     command, *args = [arg.replace("$(POD_INDEX)", "1") for arg in main["args"]]
+    assert command == "serve"
     context = cli.commands[command].make_context(command, args)
     config_mount = next(m for m in main["volumeMounts"] if m["name"] == "config")
     assert str(context.params["config_path"]).startswith(config_mount["mountPath"] + "/")
@@ -173,7 +149,7 @@ def test_single_exporter_keeps_one_writer_on_its_history() -> None:
     deployment = workload("single")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    claim = by_kind(kustomized("single"), "PersistentVolumeClaim")
+    claim = by_kind(kustomized("single"), "PersistentVolumeClaim", "drwatch-history")
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {
         "name": "history",
@@ -236,6 +212,8 @@ def test_dockerfile_is_slim_multi_stage_and_non_root() -> None:
     assert ("COPY", "--from=build /opt/drwatch /opt/drwatch") in final
     assert ("EXPOSE", str(DEFAULT_PORT)) in final
     assert ("ENTRYPOINT", '["drwatch"]') in final
+    (cmd,) = [json.loads(rest) for instruction, rest in final if instruction == "CMD"]
+    assert cli.commands[cmd[0]].make_context(cmd[0], cmd[1:]).params["config_path"]
     # Every source the build copies exists (the build context is the repository root).
     for instruction, rest in stages[0]:
         if instruction == "COPY":
@@ -292,3 +270,67 @@ def test_systemd_unit_verifies_and_is_hardened(unit_for_this_machine: Path) -> N
     assert score, security.stdout + security.stderr
     # systemd rates 0-10; below 2 is its best band ("OK"), where this unit must stay.
     assert float(score[1]) < 2.0, security.stdout
+
+
+def dockerfile_labels() -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for instruction, rest in dockerfile_stages()[-1]:
+        if instruction == "LABEL":
+            for pair in shlex.split(rest):
+                key, _, value = pair.partition("=")
+                labels[key] = value
+    return labels
+
+
+def test_dockerfile_has_oci_labels_agreeing_with_the_project() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    labels = dockerfile_labels()
+    prefix = "org.opencontainers.image."
+    assert labels[prefix + "title"] == project["name"]
+    assert labels[prefix + "description"] == project["description"]
+    assert labels[prefix + "version"] == project["version"]
+    assert labels[prefix + "licenses"] == project["license"]
+    assert labels[prefix + "source"] == project["urls"]["Source"] == CANONICAL_URL
+
+
+def test_dockerfile_healthcheck_runs_drwatch_healthcheck_with_the_serve_config() -> None:
+    final = dockerfile_stages()[-1]
+    (healthcheck,) = [rest for instruction, rest in final if instruction == "HEALTHCHECK"]
+    options, _, command = healthcheck.partition("CMD ")
+    assert "--start-period=" in options
+    argv = json.loads(command)
+    assert argv[:2] == ["drwatch", "healthcheck"]
+    # The same config file as the default command, parsed by the command itself; the
+    # password comes from a file, never from argv.
+    context = cli.commands["healthcheck"].make_context("healthcheck", argv[2:])
+    (cmd,) = [json.loads(rest) for instruction, rest in final if instruction == "CMD"]
+    served = cli.commands[cmd[0]].make_context(cmd[0], cmd[1:])
+    assert context.params["config_path"] == served.params["config_path"]
+    assert context.params["password_file"] is not None
+    assert context.params["probe_path"] == "/-/ready"
+
+
+def text_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [ROOT / name for name in listed if (ROOT / name).is_file()]
+
+
+def test_one_canonical_project_url_and_no_unpublished_install() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert all(url.startswith(CANONICAL_URL) for url in project["urls"].values())
+    for path in text_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for owner in re.findall(r"github\.com/([\w.-]+)/drwatch\b", text):
+            assert owner == "drwatch", f"{path.relative_to(ROOT)}: github.com/{owner}/drwatch"
+        if path.suffix in {".md", ".service"} or path.name == "Dockerfile":
+            # drwatch is not on PyPI yet: `pip install drwatch` would install nothing.
+            assert not re.search(r"pip install drwatch\b", text), path.relative_to(ROOT)

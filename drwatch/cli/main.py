@@ -12,6 +12,7 @@ from drwatch import __version__
 from drwatch.cli.demo import demo
 from drwatch.cli.deploy import prometheus_rule_command
 from drwatch.cli.drill import drill
+from drwatch.cli.healthcheck import healthcheck
 from drwatch.cli.history import history
 from drwatch.cli.merge import history_merge
 from drwatch.cli.report import report
@@ -34,3 +35,4 @@ history.add_command(history_merge)
 cli.add_command(drill)
 cli.add_command(report)
 cli.add_command(prometheus_rule_command)
+cli.add_command(healthcheck)
