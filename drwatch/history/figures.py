@@ -388,7 +388,10 @@ def _decode(span: SpanLike, policy: RpoPolicy, copies: dict[str, bool]) -> _Deco
     copy = copies.get(span.key_text)
     if copy is None:
         copy = copies[span.key_text] = _is_copy(span.key_text)
-    local = bool(value["enabled"]) and bool(newest_text) and not copy
+    # Every restorable local point counts, the mechanism enabled or not (a manual snapshot,
+    # the points of a removed backup selection): the exporter's
+    # drwatch_resource_recovery_point_timestamp_seconds takes the newest of them alike.
+    local = bool(newest_text) and not copy
     return _Decoded(
         span.start,
         span.end,

@@ -255,6 +255,9 @@ class Finding:
     first_seen: int | None = None  # when the failing condition was first observed
     duration_seconds: int | None = None  # how long it held in the period
     open: bool = False  # still failing at the end of the period
+    # The figures the status was decided on, by name (e.g. "age_seconds"), for checks that
+    # compare a report with the exporter's metrics; the facts say the same in words.
+    values: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

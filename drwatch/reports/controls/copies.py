@@ -47,14 +47,16 @@ def cross_region_copy(resource: ResourceEvidence, period: Period, policies: Poli
         f"copies in {destinations}; oldest newest-copy age {format_duration(oldest.age)} on "
         f"{day_text(oldest.moment)} against {format_duration(limit)}"
     )
+    values = {"copy_age_seconds": float(oldest.age or 0)}
     if (oldest.age or 0) <= limit:
-        return finding("DRW-07", resource, Status.PASS, facts)
+        return finding("DRW-07", resource, Status.PASS, facts, values=values)
     stale = [a for a in known if (a.age or 0) > limit]
     return finding(
         "DRW-07",
         resource,
         Status.FAIL,
         facts,
+        values=values,
         first_seen=min(a.moment for a in stale),
         open=max(a.moment for a in stale) >= resource.lifetime_end,
     )

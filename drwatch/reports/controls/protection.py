@@ -52,7 +52,7 @@ def resource_protected(resource: ResourceEvidence, period: Period, policies: Pol
 
 def _at_instant(resource: ResourceEvidence, moment: int) -> Finding:
     """A resource whose observations in the period cover no time: protected when seen?"""
-    held = [i for i in local(resource) if i.start <= moment <= i.end and i.value.get("enabled")]
+    held = [i for i in local(resource) if i.start <= moment <= i.end]
     mechanisms = sorted({mechanism(i) for i in held if has_points(i)})
     seen = f"observed at one instant only in the period ({time_text(moment)})"
     if mechanisms:

@@ -9,6 +9,8 @@ against `replication_lag_seconds`. A lag the flow does not publish is unknown, n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from drwatch.core.controls import ControlParameters
@@ -54,6 +56,7 @@ def replication_lag(flow: FlowEvidence, period: Period, policies: Policies) -> F
             first_seen=min(m.item.start for m in over),
             duration_seconds=seconds,
             open=max(measured, key=lambda m: m.item.start) in over,  # still over when last seen
+            values={"lag": worst.value or 0.0, "limit": worst.limit},
         )
     if unknown:
         unmeasured = union_seconds((m.item.start, m.item.end) for m in unknown)
@@ -69,6 +72,7 @@ def replication_lag(flow: FlowEvidence, period: Period, policies: Policies) -> F
         Status.PASS,
         f"worst lag {_show(worst.value or 0, worst.unit)} on {day_text(worst.item.start)} "
         f"within {_show(worst.limit, worst.unit)}{_target_note(flow)}",
+        values={"lag": worst.value or 0.0, "limit": worst.limit},
     )
 
 
@@ -80,9 +84,18 @@ def _finding(
     first_seen: int | None = None,
     duration_seconds: int | None = None,
     open: bool = False,
+    values: Mapping[str, float] | None = None,
 ) -> Finding:
     return Finding(
-        "DRW-10", flow.key, flow.label, status, facts, first_seen, duration_seconds, open
+        "DRW-10",
+        flow.key,
+        flow.label,
+        status,
+        facts,
+        first_seen,
+        duration_seconds,
+        open,
+        MappingProxyType(dict(values or {})),
     )
 
 

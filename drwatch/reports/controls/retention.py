@@ -41,13 +41,15 @@ def minimum_retention(resource: ResourceEvidence, period: Period, policies: Poli
         f"longest retention {best:g} d ({name}; lowest value in the period), "
         f"data class {resource.data_class} requires at least {policy.min_days} d"
     )
+    values = {"retention_days": float(best)}
     if best >= policy.min_days:
-        return finding("DRW-03", resource, Status.PASS, facts)
+        return finding("DRW-03", resource, Status.PASS, facts, values=values)
     return finding(
         "DRW-03",
         resource,
         Status.FAIL,
         facts,
+        values=values,
         first_seen=item.start,
         duration_seconds=resource.lifetime_end - item.start,
         open=True,

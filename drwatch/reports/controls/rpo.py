@@ -10,6 +10,8 @@ judged at that instant.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from drwatch.reports.catalogue import Status
 from drwatch.reports.controls.common import (
     day_text,
@@ -45,6 +47,7 @@ def rpo_met(resource: ResourceEvidence, period: Period, policies: Policies) -> F
             open=True,
         )
     share = figures.within_rpo_seconds / observed
+    values = {"worst_age_seconds": float(figures.worst_age_seconds)}
     facts = (
         f"worst recovery point age {format_duration(figures.worst_age_seconds)} on "
         f"{day_text(_worst_day(resource))} against {format_duration(target)} target "
@@ -61,9 +64,10 @@ def rpo_met(resource: ResourceEvidence, period: Period, policies: Policies) -> F
             f"observed only {format_duration(observed)} of its "
             f"{format_duration(resource.lifetime_seconds)} in the period "
             f"({format_percent(coverage)}); {facts}",
+            values=values,
         )
     if share >= parameters.rpo_compliance:
-        return finding("DRW-02", resource, Status.PASS, facts)
+        return finding("DRW-02", resource, Status.PASS, facts, values=values)
     # A discrete point is credited from the poll that saw it, so polls sparser than the RPO
     # prove nothing by themselves: an age beyond the RPO by less than a poll interval may be
     # a point made between the polls. A larger excess is a proven violation.
@@ -75,8 +79,10 @@ def rpo_met(resource: ResourceEvidence, period: Period, policies: Policies) -> F
             f"polled every {format_duration(interval)}, longer than the "
             f"{format_duration(target)} RPO, and nothing proves compliance in between (no "
             f"continuously advancing mechanism seen moving); {facts}",
+            values=values,
         )
-    return _late(resource, f"{facts} (required {format_percent(parameters.rpo_compliance)})")
+    late = f"{facts} (required {format_percent(parameters.rpo_compliance)})"
+    return replace(_late(resource, late), values=values)
 
 
 def _at_instant(resource: ResourceEvidence, moment: int, policies: Policies) -> Finding:
@@ -87,7 +93,6 @@ def _at_instant(resource: ResourceEvidence, moment: int, policies: Policies) -> 
         for item in resource.recovery
         if item.start <= moment <= item.end
         and not is_copy(resource, item)
-        and item.value.get("enabled")
         and (point := point_epoch(item.value, "newest_point")) is not None
     ]
     seen = f"observed at one instant only in the period ({time_text(moment)})"
@@ -106,10 +111,18 @@ def _at_instant(resource: ResourceEvidence, moment: int, policies: Policies) -> 
         f"{seen}: recovery point age {format_duration(age)} then against "
         f"{format_duration(target)} target ({_tier_text(resource, policies)})"
     )
+    values = {"age_seconds": float(age)}
     if age <= target:
-        return finding("DRW-02", resource, Status.PASS, facts)
+        return finding("DRW-02", resource, Status.PASS, facts, values=values)
     return finding(
-        "DRW-02", resource, Status.FAIL, facts, first_seen=moment, duration_seconds=0, open=True
+        "DRW-02",
+        resource,
+        Status.FAIL,
+        facts,
+        first_seen=moment,
+        duration_seconds=0,
+        open=True,
+        values=values,
     )
 
 
