@@ -5,10 +5,16 @@ Scope is what this exporter watches after config reloads, account discovery and 
 
 from __future__ import annotations
 
+import functools
+import os
 import platform
+import re
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +25,36 @@ from drwatch.exporter.aws import ApiStats
 from drwatch.exporter.metrics.collection import collection_families
 from drwatch.exporter.metrics.common import UNIT_LABELS
 from drwatch.exporter.poller import UnitStatus
+
+# Set at image build: docker build --build-arg DRWATCH_REVISION=$(git rev-parse --short HEAD).
+REVISION_ENV = "DRWATCH_REVISION"
+REVISION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
+CHECKOUT = Path(__file__).resolve().parents[3]  # the repository root when run from a clone
+
+
+@functools.cache
+def build_revision() -> str:
+    """The source revision drwatch was built from: DRWATCH_REVISION, else the git commit of
+    the checkout it runs from, else "unknown". Read once per process.
+
+    git is asked only when the package sits in a checkout's own tree (`<root>/.git` next to
+    `<root>/drwatch`): an installed wheel inside some other repository is not that commit.
+    """
+    value = os.environ.get(REVISION_ENV, "").strip()
+    if value:
+        return value if REVISION.fullmatch(value) else "unknown"
+    git = shutil.which("git")
+    if git is None or not (CHECKOUT / ".git").exists() or not (CHECKOUT / "drwatch").is_dir():
+        return "unknown"
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [git, "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    revision = result.stdout.strip()
+    return revision if result.returncode == 0 and REVISION.fullmatch(revision) else "unknown"
 
 
 class HealthMetrics(PrometheusCollector):
@@ -39,9 +75,9 @@ class HealthMetrics(PrometheusCollector):
         info = GaugeMetricFamily(
             "drwatch_build_info",
             "drwatch version and Python runtime; always 1.",
-            labels=("version", "python_version"),
+            labels=("version", "revision", "python_version"),
         )
-        info.add_metric([__version__, platform.python_version()], 1)
+        info.add_metric([__version__, build_revision(), platform.python_version()], 1)
         yield info
 
     def _units(self, statuses: Sequence[UnitStatus]) -> Iterator[Metric]:
