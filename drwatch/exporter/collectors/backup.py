@@ -116,9 +116,13 @@ class BackupCollector:
     def fetch(self, ctx: CollectContext) -> BackupRecords:
         client = ctx.client(SERVICE)
         vaults = tuple(paginate(ctx, client, "list_backup_vaults", "BackupVaultList"))
+        # A listed vault, plan or selection without its id cannot be read further: observe
+        # skips and counts such a vault; plans and selections are skipped and counted here.
+        skips = ctx.observe.collection
         points = tuple(
             point
             for vault in vaults
+            if vault.get("BackupVaultName")
             for point in paginate(
                 ctx,
                 client,
@@ -127,21 +131,30 @@ class BackupCollector:
                 BackupVaultName=vault["BackupVaultName"],
             )
         )
-        plans = tuple(
-            client.get_backup_plan(BackupPlanId=p["BackupPlanId"])
-            for p in paginate(ctx, client, "list_backup_plans", "BackupPlansList")
-        )
+        plan_ids = [
+            str(p["BackupPlanId"])
+            for p in skips.keep(
+                paginate(ctx, client, "list_backup_plans", "BackupPlansList"),
+                lambda p: p.get("BackupPlanArn"),
+                lambda p: require(p, "BackupPlanId"),
+            )
+        ]
+        plans = tuple(client.get_backup_plan(BackupPlanId=plan_id) for plan_id in plan_ids)
         selections = tuple(
             client.get_backup_selection(
                 BackupPlanId=s["BackupPlanId"], SelectionId=s["SelectionId"]
             )
-            for plan in plans
-            for s in paginate(
-                ctx,
-                client,
-                "list_backup_selections",
-                "BackupSelectionsList",
-                BackupPlanId=plan["BackupPlanId"],
+            for plan_id in plan_ids
+            for s in skips.keep(
+                paginate(
+                    ctx,
+                    client,
+                    "list_backup_selections",
+                    "BackupSelectionsList",
+                    BackupPlanId=plan_id,
+                ),
+                lambda s: s.get("SelectionName"),
+                lambda s: (require(s, "BackupPlanId"), require(s, "SelectionId")),
             )
         )
         read = {kind.name: tuple(self._read_jobs(ctx, client, kind)) for kind in JOB_KINDS}

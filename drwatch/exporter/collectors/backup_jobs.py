@@ -79,6 +79,9 @@ class JobWindow:
         start = now - lookback
         new = []
         for item in items:
+            if not item.get(kind.id_key):
+                new.append(item)  # observe skips and counts it: a job needs its id
+                continue
             job_id = str(item[kind.id_key])
             if job_id not in self.jobs and item.get("CompletionDate", now) > start:
                 new.append(item)

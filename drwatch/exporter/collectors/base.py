@@ -99,8 +99,12 @@ class Collector(Protocol):
 
 
 def tags_of(tag_list: Any) -> dict[str, str]:
-    """AWS [{'Key': k, 'Value': v}] tag lists as a dict (missing values become '')."""
-    return {str(t["Key"]): str(t.get("Value", "")) for t in tag_list or ()}
+    """AWS [{'Key': k, 'Value': v}] tag lists as a dict (missing values become '').
+
+    A tag without its (optional in the model) Key names nothing and is left out: the
+    resource is served with its other tags, never dropped for it.
+    """
+    return {str(t["Key"]): str(t.get("Value", "")) for t in tag_list or () if t.get("Key")}
 
 
 def sorted_tags(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

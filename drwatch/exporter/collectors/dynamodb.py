@@ -34,6 +34,7 @@ from drwatch.exporter.collectors.base import (
     sorted_tags,
     tags_of,
 )
+from drwatch.exporter.collectors.isolation import MISSING_FIELD, RecordError
 
 SERVICE = "dynamodb"
 RESOURCE_TYPE = "table"  # the backup collector's label for `arn:...:table/<name>` too
@@ -134,7 +135,9 @@ class DynamoDbCollector:
             pitr_limit.acquire()
             described = client.describe_continuous_backups(TableName=name)
             tables.append(
-                TableRecord(str(name), arn, tags, described["ContinuousBackupsDescription"])
+                TableRecord(
+                    str(name), arn, tags, described.get("ContinuousBackupsDescription") or {}
+                )
             )
             check_deadline(ctx, "DescribeContinuousBackups")
         backups = tuple(
@@ -183,6 +186,9 @@ def observe(records: DynamoDbRecords, ctx: ObserveContext) -> Observations:
     states: list[RecoveryState] = []
 
     def mapped(table: TableRecord) -> tuple[Resource, list[RecoveryState]]:
+        # Without the (optional) description, PITR is unknown: skipped, never taken for off.
+        if not table.continuous_backups:
+            raise RecordError(MISSING_FIELD, "ContinuousBackupsDescription absent")
         resource = resource_of(table, ctx)
         own_states = [pitr_state(resource.ref, table.continuous_backups, ctx)]
         own = backups_by_table.get(table.name, ())

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from drwatch.config import FreshnessTarget
 from drwatch.core.model import (
@@ -88,12 +89,16 @@ def summarise(ctx: CollectContext, s3: Any, target: FreshnessTarget) -> PrefixSu
         page_size=PAGE_SIZE,
         Bucket=target.bucket,
         Prefix=target.prefix,
+        # Asked for explicitly, botocore leaves keys encoded instead of decoding
+        # Contents[].Key in place, which fails the whole listing on an object without one.
+        EncodingType="url",
     ):
-        if str(item.get("Key", "")).endswith("/"):
+        if unquote(str(item.get("Key", ""))).endswith("/"):
             continue  # a console "folder" marker is no backup file
         modified: datetime | None = item.get("LastModified")
         if modified is None:
-            ctx.observe.collection.skip(str(item.get("Key", "?")), MISSING_FIELD, "LastModified")
+            key = unquote(str(item.get("Key", "?")))
+            ctx.observe.collection.skip(key, MISSING_FIELD, "LastModified")
             continue
         size = int(item.get("Size", 0))
         count += 1

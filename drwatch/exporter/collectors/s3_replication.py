@@ -55,6 +55,7 @@ from drwatch.exporter.collectors.cloudwatch import (
     MetricCache,
     newest_metric_values,
 )
+from drwatch.exporter.collectors.isolation import require
 
 SERVICE = "s3"
 RESOURCE_TYPE = "bucket"
@@ -126,7 +127,11 @@ class S3ReplicationCollector:
 
     def fetch(self, ctx: CollectContext) -> S3Records:
         s3 = ctx.client(SERVICE)
-        listed = tuple(ctx.paginate(s3, "list_buckets", "Buckets", page_size=LIST_BUCKETS_PAGE))
+        listed = ctx.observe.collection.keep(
+            ctx.paginate(s3, "list_buckets", "Buckets", page_size=LIST_BUCKETS_PAGE),
+            lambda b: b.get("Name"),
+            lambda b: require(b, "Name"),
+        )
         regions = {str(b["Name"]): self._region_of(ctx, s3, b) for b in listed}
         local = [name for name, region in regions.items() if region == ctx.observe.region]
         buckets = tuple(read_bucket(s3, name) for name in sorted(local))
