@@ -241,16 +241,20 @@ def test_sigterm_finishes_the_running_polls_stores_them_and_exits_cleanly(
 
 
 def wait_serving(ready_url: str, process: subprocess.Popen[str]) -> None:
-    """Waits for the HTTP server; /-/ready answers 503 while the first polls run."""
-    for _ in range(300):
+    """Waits for the HTTP server; /-/ready answers 503 while the first polls run.
+
+    The deadline is a safety net for a loaded machine, not an estimate of the start-up.
+    """
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(ready_url, timeout=1):
+            with urllib.request.urlopen(ready_url, timeout=10):
                 raise AssertionError("ready already: the polls were not slowed down")
         except urllib.error.HTTPError as error:
             if error.code != 503:
                 raise
             return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         try:
             process.wait(timeout=0.1)

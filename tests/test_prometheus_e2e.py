@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -56,12 +57,14 @@ def get_json(url: str) -> Any:
         return json.load(response)
 
 
-def wait_for(condition: Any, processes: list[subprocess.Popen[bytes]], attempts: int = 600) -> Any:
-    """Re-checks `condition` until it returns a truthy value; bounded, and fails fast on exit."""
-    for _ in range(attempts):
+def wait_for(condition: Any, processes: list[subprocess.Popen[bytes]], timeout: float = 300) -> Any:
+    """Re-checks `condition` until it returns a truthy value; fails fast on exit. The
+    deadline is a safety net for a loaded machine, not an estimate of how long it takes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
             result = condition()
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             result = None
         if result:
             return result

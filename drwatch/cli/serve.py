@@ -308,6 +308,27 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104  (what ":port" asks for)
 
 
+# How long the main thread blocks before it returns to the interpreter (see next_event).
+SIGNAL_POLL_SECONDS = 0.5
+
+
+def next_event(events: queue.SimpleQueue[str]) -> str:
+    """The next queued event, waiting in short slices rather than in one blocking get.
+
+    Only the main thread runs Python signal handlers, and only between bytecodes. A signal
+    that arrives while the main thread is on its way into an untimed get (waiting for the
+    GIL, say) or that another thread receives only marks the handler pending; the get then
+    blocks without running it, and the reload or the stop waits for the next signal. Under
+    CPU load this happened: a SIGHUP left unhandled for 400 s (tests/test_reload.py), none
+    in ten tries with slices. Returning every slice lets the interpreter run the handler.
+    """
+    while True:
+        try:
+            return events.get(timeout=SIGNAL_POLL_SECONDS)
+        except queue.Empty:
+            continue
+
+
 def run_until_signalled(
     start: Callable[[], Any],
     close: Callable[[], None],
@@ -327,8 +348,8 @@ def run_until_signalled(
     logging.getLogger("drwatch").info(
         "serving on %s://%s:%d%s", scheme, host, server.port, telemetry_path
     )
-    while events.get() != "stop":
-        if reload is not None:
+    while (event := next_event(events)) != "stop":
+        if event == "reload" and reload is not None:
             reload()  # logs and reports its own outcome
     server.stop()
     close()

@@ -92,6 +92,39 @@ def unit_row(status: UnitStatus) -> UnitRow:
     )
 
 
+# The landing page's order: what needs a look first.
+HEALTH_ORDER: Final = ("failing", "partial", "pending", "ok")
+
+
+@dataclass(frozen=True, slots=True)
+class UnitGroup:
+    """The landing page's rows of one health, by collector, account and region."""
+
+    health: str
+    rows: tuple[UnitRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LandingSummary:
+    units: int
+    resources: int
+    groups: tuple[UnitGroup, ...]  # every health of HEALTH_ORDER, empty ones included
+
+    def count(self, health: str) -> int:
+        return next(len(g.rows) for g in self.groups if g.health == health)
+
+
+def landing_summary(statuses: Iterable[UnitStatus]) -> LandingSummary:
+    """Failing units first, then partial, pending and ok; each by collector, account, region."""
+    rows = sorted(
+        (unit_row(s) for s in statuses), key=lambda r: (r.collector, r.account_id, r.region)
+    )
+    groups = tuple(
+        UnitGroup(health, tuple(r for r in rows if r.health == health)) for health in HEALTH_ORDER
+    )
+    return LandingSummary(len(rows), sum(r.resources for r in rows), groups)
+
+
 def landing_template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("drwatch.exporter", "templates"),
@@ -192,7 +225,7 @@ class ExporterApp:
                 version=__version__,
                 telemetry_path=self._telemetry_path,
                 ready=self._ready(),
-                units=[unit_row(s) for s in self._snapshot()],
+                summary=landing_summary(self._snapshot()),
             )
             return respond(start_response, "200 OK", "text/html; charset=utf-8", page)
         return text(start_response, "404 Not Found", f"not found; try {self._telemetry_path}\n")
