@@ -29,7 +29,8 @@ from drwatch.history.chain import row_hash, verify_chain
 from drwatch.history.figures import RpoPolicy, raw_figures
 from drwatch.history.schema import CHAINED_COLUMNS
 from drwatch.history.store import HistoryStore, resource_key
-from drwatch.sandbox.backfill import BackfillSpec, backfill_results, plan_incidents
+from drwatch.sandbox.backfill import BackfillSpec, plan_incidents, replay_results
+from drwatch.sandbox.estate import capture_plan
 from drwatch.sandbox.fleet import FleetSpec, plan_fleet
 
 ROOT = Path(__file__).parent.parent
@@ -192,8 +193,10 @@ def test_backfill_is_deterministic_and_shows_its_incidents(tmp_path: Path) -> No
     plan = plan_fleet(FleetSpec(now=end))
     spec = BackfillSpec(end=end, days=61, interval=timedelta(hours=6))
     incidents = plan_incidents(plan, spec)
-    first = list(backfill_results(plan, spec))
-    assert first == list(backfill_results(plan, spec))
+    # Deterministic from one capture (moto draws its own resource ids on each seeding).
+    estate = capture_plan(plan)
+    first = list(replay_results(estate, plan, spec))
+    assert first == list(replay_results(estate, plan, spec))
     with HistoryStore(tmp_path / "h.db") as store:
         for result in first:
             store.ingest(result)
@@ -204,11 +207,21 @@ def test_backfill_is_deterministic_and_shows_its_incidents(tmp_path: Path) -> No
             int(window.end.timestamp()),
             RpoPolicy({}, 3600.0),
         )
-        failed_runs = store.db.execute("SELECT count(*) FROM unit_runs WHERE success = 0")
-        failed_jobs = store.db.execute("SELECT count(*) FROM job_events WHERE state = 'FAILED'")
+        # The outage: no unit of its account and region ran (the history has no run).
+        outage = incidents.outage_window
+        silent = store.db.execute(
+            "SELECT count(*) FROM unit_runs WHERE account_id = ? AND region = ? "
+            "AND started_epoch >= ? AND started_epoch < ?",
+            (*incidents.outage, int(outage.start.timestamp()), int(outage.end.timestamp())),
+        )
+        # The streak: AWS Backup jobs the backup collector read as FAILED (ACCESS_DENIED).
+        failed_jobs = store.db.execute(
+            "SELECT count(*) FROM job_events WHERE state = 'FAILED' AND value LIKE ?",
+            ("%ACCESS_DENIED%",),
+        )
         spikes = store.db.execute("SELECT count(*) FROM states WHERE value LIKE '%5400.0%'")
-        assert failed_runs.fetchone()[0] >= 1
-        assert failed_jobs.fetchone()[0] == 5
+        assert silent.fetchone()[0] == 0
+        assert failed_jobs.fetchone()[0] >= 5
         assert spikes.fetchone()[0] >= 1
         assert verify_chain(store.db).ok
     stale = next(db for db in plan.databases if db.identifier == incidents.stale)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 @click.option(
     "--backfill-days",
     type=click.IntRange(0),
-    default=90,
+    default=62,
     show_default=True,
     help="Days of simulated history (0: none).",
 )

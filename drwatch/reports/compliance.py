@@ -442,6 +442,9 @@ def _retention(evaluation: Evaluation, policies: Policies) -> dict[str, Any]:
     }
 
 
+SIMULATED_NOTE = "(simulated)"
+
+
 def _drill_row(drill: DrillRecord) -> dict[str, Any]:
     return {
         "drill_id": drill.drill_id,
@@ -455,6 +458,8 @@ def _drill_row(drill: DrillRecord) -> dict[str, Any]:
         "result": drill.result or "unfinished",
         "issues": list(drill.issues),
         "follow_ups": list(drill.follow_ups),
+        # Recorded from a sandbox (the demo's drills say so in their notes), not performed.
+        "simulated": SIMULATED_NOTE in drill.notes,
     }
 
 

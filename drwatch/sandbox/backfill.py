@@ -1,51 +1,56 @@
-"""90 days of simulated history for a fleet: time-shifted unit results, with incidents.
+"""The demo's simulated past: the sandbox estate replayed through time by the collectors.
 
-`backfill_results(plan, spec)` is pure and deterministic: it replays what the RDS collector
-would have observed every `interval` over `days` before `spec.end`, for every database of a
-`FleetPlan`, so reports have real periods to show. Routine life: PITR a couple of minutes
-behind, one automated snapshot a day with its backup job, replicated backups a few minutes
-behind. Incidents, each on its own database so a report can tell them apart:
+`backfill_results(plan, spec)` seeds a sandbox with `plan` (every service's fleet, as
+`drwatch demo` does), captures what each collector fetches from it (botocore-validated
+records, `replay.capture_estate`) and replays it every `interval` over `days` before
+`spec.end`: each poll is the collector's own `observe` over the records of that instant
+(`replay.Replayer`). `replay_results(estate, plan, spec)` does the same from a capture made
+elsewhere (the demo captures from its live sandbox). The history thus holds only what
+drwatch can observe. Incidents are edits of the records, each on its own resource:
 
-- a week-long stale database (days 60 to 53 before the end): no new restorable point at all;
-- a failed-backup streak (days 40 to 35): the daily backup job fails, snapshots stop;
-- a replication lag spike (day 20, six hours): replicated backups fall 90 minutes behind;
-- a monitoring outage (day 10, three hours): one unit's polls fail with throttling.
+- a stale database (days 60 to 53 before the end): its LatestRestorableTime and restore
+  window stop at the start, and no snapshot is taken meanwhile;
+- a failed AWS Backup job streak (days 40 to 35): the backup jobs of one protected database
+  are FAILED (ListBackupJobs, as the backup collector reads it) and leave no recovery point;
+- an S3 replication lag spike (day 20, six hours): the premium `orders` bucket's
+  ReplicationLatency is 90 minutes;
+- a Kafka lag spike (day 15, six hours): MSK Replicator `orders-dr` is 25,000 messages
+  behind on `orders`;
+- a monitoring outage (day 10, three hours): no unit of one account and region reports.
 
-The results carry observations only; feeding them to a history store is the caller's job.
+Unencrypted, unlocked and unprotected resources are the fleets' own (fleet.py,
+backup_fleet.py, stores_fleet.py). The results carry observations only; feeding them to a
+history store is the caller's job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from drwatch.core.model import (
-    JobEvent,
-    Mechanism,
-    Observations,
-    RecoveryState,
-    ReplicationState,
-    Resource,
-    ResourceRef,
-    UnitKey,
-    UnitResult,
-    UnitRun,
-)
-from drwatch.core.units import GIB
+from drwatch.core.model import UnitKey, UnitResult
+from drwatch.exporter.collectors.backup import BackupRecords
+from drwatch.exporter.collectors.kafka import MskRecords
+from drwatch.exporter.collectors.rds import RdsRecords
+from drwatch.exporter.collectors.s3_replication import S3Records
+from drwatch.sandbox.backup_fleet import spec_for
 from drwatch.sandbox.fleet import FleetPlan, PlannedDatabase
+from drwatch.sandbox.replay import CapturedEstate, Replayer, validate_items
+from drwatch.sandbox.s3_fleet import bucket_name
 
-DEFAULT_TIER = "standard"
-PITR_LAG = timedelta(minutes=2)
-REPLICA_LAG_SECONDS = 240.0
 SPIKE_LAG_SECONDS = 5400.0
-SNAPSHOT_HOUR = 3  # daily automated snapshot at 03:00 UTC
+KAFKA_SPIKE_MESSAGES = 25000.0
+SNAPSHOT_HOUR = 3  # restore tests restore the newest daily snapshot after 03:00 UTC
+SIMULATED = "(simulated)"  # in every demo drill's notes: the report says so
+FAILED_MESSAGE = "Insufficient privileges to perform this action."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackfillSpec:
     end: datetime  # tz-aware UTC; polls run from end - days up to, not including, end
-    days: int = 90
+    days: int = 62
     interval: timedelta = timedelta(hours=1)
     tier_tag_key: str = "dr-tier"
 
@@ -78,38 +83,58 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Incidents:
-    stale: str  # database identifiers
-    failed_backups: str
-    lag_spike: str | None  # None when no healthy database replicates its backups
-    outage_unit: UnitKey
+    stale: str  # an RDS instance identifier
+    failed_backups: str  # the ARN of a database AWS Backup protects
+    lag_spike: str  # an S3 bucket
+    kafka_spike: tuple[str, str]  # MSK Replicator, topic
+    outage: tuple[str, str]  # account, region: every unit there is silent
     stale_window: Window
     failed_window: Window
     spike_window: Window
+    kafka_window: Window
     outage_window: Window
+
+    @property
+    def outage_unit(self) -> UnitKey:
+        return UnitKey("rds", *self.outage)
 
 
 def plan_incidents(plan: FleetPlan, spec: BackfillSpec) -> Incidents:
-    """Which databases and unit the incidents hit: different healthy databases when the
-    fleet has enough of them (small fleets share), the lag spike on a replicated one."""
+    """Which resources and unit the incidents hit: a healthy standalone database goes stale,
+    a database AWS Backup protects (always healthy there) fails its jobs."""
     healthy = [db for db in plan.databases if db.scenario == "healthy"]
-    if not healthy:
-        raise ValueError("backfill needs at least one healthy database in the fleet")
-    replicated = [db for db in healthy if db.backup_replication_region]
-    spike = replicated[0] if replicated else None
-    others = [db for db in healthy if db is not spike] or healthy
-    account, region = plan.spec.units[-1]
-    spike_start = spec.end - timedelta(days=20)
-    outage_start = spec.end - timedelta(days=10)
+    instances = [db for db in healthy if db.kind == "db_instance"]
+    protected = spec_for(plan).external_resources
+    if not instances or not protected:
+        raise ValueError("backfill needs a healthy RDS instance and one in AWS Backup")
+    in_backup = {arn for _, _, arn, _ in protected}
+    # Not in AWS Backup, without copies elsewhere: its own points are all it has.
+    plain = [
+        db
+        for db in instances
+        if db.arn not in in_backup
+        and not db.snapshot_copy_region
+        and not db.backup_replication_region
+    ]
+    stale = (plain or [db for db in instances if db.arn not in in_backup] or instances)[0]
+    account, region = plan.spec.units[0]
     return Incidents(
-        stale=others[0].identifier,
-        failed_backups=others[1 % len(others)].identifier,
-        lag_spike=spike.identifier if spike else None,
-        outage_unit=UnitKey("rds", account, region),
+        stale=stale.identifier,
+        failed_backups=protected[0][2],
+        lag_spike=bucket_name(account, region, "orders"),
+        kafka_spike=("orders-dr", "orders"),
+        outage=plan.spec.units[-1],
         stale_window=spec.day_window(60, 53),
         failed_window=spec.day_window(40, 35),
-        spike_window=Window(spike_start, spike_start + timedelta(hours=6)),
-        outage_window=Window(outage_start, outage_start + timedelta(hours=3)),
+        spike_window=_hours(spec, 20, 6),
+        kafka_window=_hours(spec, 15, 6),
+        outage_window=_hours(spec, 10, 3),
     )
+
+
+def _hours(spec: BackfillSpec, days_before_end: int, hours: int) -> Window:
+    start = spec.end - timedelta(days=days_before_end)
+    return Window(start, start + timedelta(hours=hours))
 
 
 def poll_times(spec: BackfillSpec) -> Iterator[datetime]:
@@ -120,152 +145,123 @@ def poll_times(spec: BackfillSpec) -> Iterator[datetime]:
 
 
 def backfill_results(plan: FleetPlan, spec: BackfillSpec) -> Iterator[UnitResult]:
-    """Every unit's result at every poll time, in time order."""
+    """Every unit's result at every poll time, in time order, from a sandbox seeded with
+    `plan` (started and stopped here)."""
+    from drwatch.sandbox.estate import capture_plan  # starts moto: only when asked
+
+    return replay_results(capture_plan(plan), plan, spec)
+
+
+def replay_results(
+    estate: CapturedEstate, plan: FleetPlan, spec: BackfillSpec
+) -> Iterator[UnitResult]:
     incidents = plan_incidents(plan, spec)
+    replayer = Replayer(estate)
+    edits = IncidentEdits(incidents)
     for moment in poll_times(spec):
-        for account, region in plan.spec.units:
-            unit = UnitKey("rds", account, region)
-            if unit == incidents.outage_unit and moment in incidents.outage_window:
-                yield _failed_run(unit, moment)
-                continue
-            databases = plan.in_unit(account, region)
-            yield UnitResult(
-                UnitRun(unit, moment, 1.5, True, api_calls={"DescribeDBInstances": 1}),
-                _observe(databases, moment, incidents, spec),
+        for unit in estate.units:
+            where = (unit.unit.account_id, unit.unit.region)
+            if where == incidents.outage and moment in incidents.outage_window:
+                continue  # drwatch was down: no unit ran
+            yield replayer.poll(unit, moment, edits)
+
+
+class IncidentEdits:
+    """The incidents as edits of the records an instant's polls read."""
+
+    def __init__(self, incidents: Incidents) -> None:
+        self.incidents = incidents
+
+    def __call__(self, unit: UnitKey, records: Any, at: datetime) -> Any:
+        if isinstance(records, RdsRecords):
+            return self.stale_database(records, at)
+        if isinstance(records, BackupRecords):
+            return self.lost_points(records)
+        if unit.collector == "backup" and isinstance(records, Mapping):
+            return self.failed_jobs(records)
+        if isinstance(records, S3Records) and at in self.incidents.spike_window:
+            return self.s3_spike(records)
+        if isinstance(records, MskRecords) and at in self.incidents.kafka_window:
+            return self.kafka_spike(records)
+        return records
+
+    def stale_database(self, records: RdsRecords, at: datetime) -> RdsRecords:
+        name, window = self.incidents.stale, self.incidents.stale_window
+        if at < window.start:
+            return records
+
+        def mine(item: Mapping[str, Any]) -> bool:
+            return item.get("DBInstanceIdentifier") == name
+
+        if not any(mine(i) for i in records.instances):
+            return records
+        snapshots = tuple(
+            s for s in records.snapshots if not (mine(s) and s.get("SnapshotCreateTime") in window)
+        )
+        instances, backups = records.instances, records.automated_backups
+        if at in window:
+            instances = tuple(_frozen(i, window.start) if mine(i) else i for i in instances)
+            backups = tuple(_frozen(b, window.start) if mine(b) else b for b in backups)
+            validate_items("rds", "DescribeDBInstances", "DBInstances", instances)
+            validate_items(
+                "rds", "DescribeDBInstanceAutomatedBackups", "DBInstanceAutomatedBackups", backups
             )
+        return replace(records, instances=instances, snapshots=snapshots, automated_backups=backups)
 
-
-def _failed_run(unit: UnitKey, moment: datetime) -> UnitResult:
-    return UnitResult(
-        UnitRun(unit, moment, 30.0, False, "ThrottlingException", "Rate exceeded"),
-        Observations(),
-    )
-
-
-def _observe(
-    databases: tuple[PlannedDatabase, ...],
-    moment: datetime,
-    incidents: Incidents,
-    spec: BackfillSpec,
-) -> Observations:
-    resources: list[Resource] = []
-    states: list[RecoveryState] = []
-    jobs: list[JobEvent] = []
-    replications: list[ReplicationState] = []
-    for db in databases:
-        ref = ResourceRef(db.account_id, db.region, "rds", db.kind, db.identifier)
-        resources.append(
-            Resource(ref, db.identifier, db.tag(spec.tier_tag_key) or DEFAULT_TIER, db.arn)
+    def lost_points(self, records: BackupRecords) -> BackupRecords:
+        arn, window = self.incidents.failed_backups, self.incidents.failed_window
+        points = tuple(
+            p
+            for p in records.recovery_points
+            if not (p.get("ResourceArn") == arn and p.get("CreationDate") in window)
         )
-        if db.backup_retention_days == 0:
-            states.append(RecoveryState(ref, Mechanism.PITR, db.account_id, db.region, False))
-            continue
-        states.extend(_recovery(db, ref, moment, incidents))
-        jobs.extend(_jobs(db, ref, moment, incidents))
-        if db.backup_replication_region:
-            replications.append(_replication(db, ref, moment, incidents))
-    return Observations(tuple(resources), tuple(states), tuple(jobs), tuple(replications))
+        return replace(records, recovery_points=points)
+
+    def failed_jobs(self, jobs: Mapping[str, Any]) -> dict[str, Any]:
+        arn, window = self.incidents.failed_backups, self.incidents.failed_window
+        failed = []
+        for job in jobs.get("backup", ()):
+            if job.get("ResourceArn") == arn and job.get("CreationDate") in window:
+                job = {k: v for k, v in job.items() if k != "RecoveryPointArn"}
+                job.update(
+                    State="FAILED",
+                    StatusMessage=FAILED_MESSAGE,
+                    MessageCategory="ACCESS_DENIED",
+                    BackupSizeInBytes=0,
+                )
+            failed.append(job)
+        validate_items("backup", "ListBackupJobs", "BackupJobs", failed)
+        return {**jobs, "backup": tuple(failed)}
+
+    def s3_spike(self, records: S3Records) -> S3Records:
+        metrics = {
+            key: SPIKE_LAG_SECONDS
+            if key.source_bucket == self.incidents.lag_spike and key.metric == "ReplicationLatency"
+            else value
+            for key, value in records.metrics.items()
+        }
+        return replace(records, metrics=metrics)
+
+    def kafka_spike(self, records: MskRecords) -> MskRecords:
+        replicator, topic = self.incidents.kafka_spike
+        metrics = {
+            key: KAFKA_SPIKE_MESSAGES
+            if (key.replicator, key.topic, key.metric) == (replicator, topic, "MessageLag")
+            else value
+            for key, value in records.metrics.items()
+        }
+        return replace(records, metrics=metrics)
 
 
-def _frozen_at(db: PlannedDatabase, moment: datetime, incidents: Incidents) -> datetime | None:
-    """When backups of `db` stopped, if an incident stops them at `moment`."""
-    if db.identifier == incidents.stale and moment in incidents.stale_window:
-        return incidents.stale_window.start
-    return None
-
-
-def _recovery(
-    db: PlannedDatabase, ref: ResourceRef, moment: datetime, incidents: Incidents
-) -> list[RecoveryState]:
-    frozen = _frozen_at(db, moment, incidents)
-    pitr = frozen or moment - PITR_LAG
-    snapshot = _last_good_snapshot(db, frozen or moment, incidents)
-    retention = db.backup_retention_days
-    size = db.allocated_gib * GIB
-    return [
-        RecoveryState(
-            ref,
-            Mechanism.PITR,
-            db.account_id,
-            db.region,
-            True,
-            newest_point=pitr,
-            oldest_point=pitr - timedelta(days=retention),
-            retention_min_days=retention,
-            retention_max_days=retention,
-            encrypted=db.storage_encrypted,
-        ),
-        RecoveryState(
-            ref,
-            Mechanism.SNAPSHOT,
-            db.account_id,
-            db.region,
-            True,
-            newest_point=snapshot,
-            oldest_point=snapshot - timedelta(days=retention - 1),
-            point_count=retention,
-            size_bytes=size * retention,
-            retention_min_days=retention,
-            retention_max_days=retention,
-            encrypted=db.storage_encrypted,
-        ),
-    ]
-
-
-def _snapshot_time(day: datetime) -> datetime:
-    return day.replace(hour=SNAPSHOT_HOUR, minute=0, second=0, microsecond=0)
-
-
-def _latest_snapshot_slot(moment: datetime) -> datetime:
-    slot = _snapshot_time(moment)
-    return slot if slot <= moment else slot - timedelta(days=1)
-
-
-def _last_good_snapshot(db: PlannedDatabase, moment: datetime, incidents: Incidents) -> datetime:
-    slot = _latest_snapshot_slot(moment)
-    while db.identifier == incidents.failed_backups and slot in incidents.failed_window:
-        slot -= timedelta(days=1)
-    return slot
-
-
-def _jobs(
-    db: PlannedDatabase, ref: ResourceRef, moment: datetime, incidents: Incidents
-) -> list[JobEvent]:
-    """The newest daily backup job, as a collector listing the last day would see it."""
-    if _frozen_at(db, moment, incidents) is not None:
-        return []
-    slot = _latest_snapshot_slot(moment)
-    failed = db.identifier == incidents.failed_backups and slot in incidents.failed_window
-    return [
-        JobEvent(
-            job_id=f"{db.identifier}-{slot:%Y%m%d}",
-            kind="backup",
-            state="FAILED" if failed else "COMPLETED",
-            ref=ref,
-            created=slot,
-            completed=slot + timedelta(minutes=12),
-            message_category="ACCESS_DENIED" if failed else "SUCCESS",
-            size_bytes=0 if failed else db.allocated_gib * GIB,
-        )
-    ]
-
-
-def _replication(
-    db: PlannedDatabase, ref: ResourceRef, moment: datetime, incidents: Incidents
-) -> ReplicationState:
-    spiking = db.identifier == incidents.lag_spike and moment in incidents.spike_window
-    lag = SPIKE_LAG_SECONDS if spiking else REPLICA_LAG_SECONDS
-    destination = db.backup_replication_region or db.region
-    return ReplicationState(
-        kind="rds_cross_region_backup",
-        source=ref,
-        destination_account_id=db.account_id,
-        destination_region=destination,
-        destination=f"{db.identifier}-replica",
-        state="replicating",
-        latest_replicated_point=moment - timedelta(seconds=lag),
-        latency_seconds=lag,
-    )
+def _frozen(item: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """A database or automated backup whose newest restorable time stopped at `at`."""
+    frozen = dict(item)
+    if "LatestRestorableTime" in frozen:
+        frozen["LatestRestorableTime"] = min(frozen["LatestRestorableTime"], at)
+    window = frozen.get("RestoreWindow")
+    if isinstance(window, Mapping) and "LatestTime" in window:
+        frozen["RestoreWindow"] = {**window, "LatestTime": min(window["LatestTime"], at)}
+    return frozen
 
 
 # --- DR drills and active restore tests (docs/drills.md) ----------------------------------
@@ -321,6 +317,7 @@ def _drill(
     if not spec.start <= start < spec.end:
         return {}  # a shorter backfill has no room for this drill
     detected, restored, lost = minutes
+    notes = " ".join(filter(None, (text.pop("notes", ""), SIMULATED)))
     return {
         "drill_id": f"demo-{scenario}-{start:%Y%m%d}",
         "scenario": scenario,
@@ -329,8 +326,13 @@ def _drill(
         "detected_at": (start + timedelta(minutes=detected)).isoformat(),
         "restored_at": (start + timedelta(minutes=restored)).isoformat(),
         "restore_point": (start - timedelta(minutes=lost)).isoformat(),
+        "notes": notes,
         **text,
     }
+
+
+def _snapshot_time(day: datetime) -> datetime:
+    return day.replace(hour=SNAPSHOT_HOUR, minute=0, second=0, microsecond=0)
 
 
 def _restore_tests(db: PlannedDatabase, spec: BackfillSpec) -> list[dict[str, str]]:
@@ -350,7 +352,7 @@ def _restore_tests(db: PlannedDatabase, spec: BackfillSpec) -> list[dict[str, st
                 "restored_at": (day + timedelta(minutes=RESTORE_TEST_MINUTES)).isoformat(),
                 "restore_point": snapshot.isoformat(),
                 "source": "drill-runner",
-                "notes": "weekly active restore test (simulated)",
+                "notes": f"weekly active restore test {SIMULATED}",
             }
         )
         day -= timedelta(days=7)

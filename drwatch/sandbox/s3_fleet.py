@@ -90,8 +90,10 @@ def plan_s3_fleet(
 ) -> S3FleetPlan:
     buckets: list[PlannedBucket] = []
     targets: list[FreshnessTarget] = []
-    for account in accounts:
-        other_account = next((a for a in accounts if a != account), account)
+    for index, account in enumerate(accounts):
+        # The next account, cyclically: with more than two accounts every source then has its
+        # own cross-account destination, so replica bucket names (global in S3) never clash.
+        other_account = accounts[(index + 1) % len(accounts)]
         for region in regions:
             other_region = next((r for r in regions if r != region), region)
             buckets.extend(unit_buckets(now, account, region, other_account, other_region))
