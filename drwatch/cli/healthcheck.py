@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from drwatch.cli.common import config_option
 from drwatch.config import ConfigError, load_config
 from drwatch.exporter.webconfig import WebConfig, load_web_config
 
@@ -170,14 +171,9 @@ def read_credentials(
 
 
 @click.command()
-@click.option(
-    "--config.file",
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+@config_option(
+    "The drwatch config serve runs with: its listen_address and web_config_file.",
     required=True,
-    help="The drwatch config serve runs with: its listen_address and web_config_file.",
 )
 @click.option("--web.listen-address", "listen_address", help="As given to serve, if it was.")
 @click.option(
